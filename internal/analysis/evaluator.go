@@ -1,0 +1,246 @@
+package analysis
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/policy"
+)
+
+// addrVariant says which of a class's addresses a peer sees: its primary
+// address (it is the destination) or its address of the destination's
+// family (it is the source).
+type addrVariant uint8
+
+const (
+	primaryAddr addrVariant = iota
+	v4Addr
+	v6Addr
+)
+
+func (v addrVariant) of(p *cluster.Pod) netip.Addr {
+	switch v {
+	case v4Addr:
+		return p.IPFor(netip.IPv4Unspecified())
+	case v6Addr:
+		return p.IPFor(netip.IPv6Unspecified())
+	}
+	return p.IPs[0]
+}
+
+func variantFor(ip netip.Addr) addrVariant {
+	if ip.Is4() {
+		return v4Addr
+	}
+	return v6Addr
+}
+
+// evaluator computes, per class, the sets of classes allowed in a
+// direction, reusing the policy form's own matching functions on one
+// representative pod per class.
+type evaluator struct {
+	set      *policy.Set
+	classes  []*class
+	n        int
+	all      bitset
+	nsIndex  map[string][]int
+	nsNames  []string
+	podPeer  map[string]bitset
+	nsSel    map[string][]string
+	ipPeer   map[ipPeerKey]bitset
+	named    map[namedKey]bitset
+	isolated [2][][]*policy.Policy
+}
+
+type ipPeerKey struct {
+	block   *policy.IPBlock
+	variant addrVariant
+}
+
+type namedKey struct {
+	name string
+	port Port
+}
+
+func newEvaluator(set *policy.Set, classes []*class) *evaluator {
+	ev := &evaluator{
+		set: set, classes: classes, n: len(classes),
+		nsIndex: map[string][]int{},
+		podPeer: map[string]bitset{},
+		nsSel:   map[string][]string{},
+		ipPeer:  map[ipPeerKey]bitset{},
+		named:   map[namedKey]bitset{},
+	}
+	ev.all = newBitset(ev.n)
+	ev.all.fill(ev.n)
+	for i, c := range classes {
+		if !c.rep.HostNetwork {
+			ev.nsIndex[c.rep.Namespace] = append(ev.nsIndex[c.rep.Namespace], i)
+		}
+	}
+	for name := range set.Cluster.Namespaces {
+		ev.nsNames = append(ev.nsNames, name)
+	}
+	sort.Strings(ev.nsNames)
+	for _, dir := range policy.Directions {
+		ev.isolated[dir] = make([][]*policy.Policy, ev.n)
+		for i, c := range classes {
+			ev.isolated[dir][i] = set.Isolating(c.rep, dir)
+		}
+	}
+	return ev
+}
+
+// sideSets returns, for every class, the classes it may talk to in dir on
+// port: for Egress the destinations a source may send to, for Ingress the
+// sources a destination accepts.
+func (ev *evaluator) sideSets(dir policy.Direction, port Port) []bitset {
+	out := make([]bitset, ev.n)
+	backing := make([]uint64, ev.n*len(ev.all))
+	for i := range out {
+		out[i] = backing[i*len(ev.all) : (i+1)*len(ev.all)]
+	}
+	for c := range ev.classes {
+		pols := ev.isolated[dir][c]
+		if len(pols) == 0 {
+			copy(out[c], ev.all)
+			continue
+		}
+		rep := ev.classes[c].rep
+		for _, p := range pols {
+			for ri := range p.Rules[dir] {
+				r := &p.Rules[dir][ri]
+				if dir == policy.Ingress {
+					if _, ok := r.MatchingPort(port.Protocol, port.Port, rep); !ok {
+						continue
+					}
+					out[c].or(ev.ruleSet(r, variantFor(rep.IPs[0])))
+					continue
+				}
+				mask, ok := ev.portMask(r, port)
+				if !ok {
+					continue
+				}
+				peers := ev.ruleSet(r, primaryAddr)
+				if mask == nil {
+					out[c].or(peers)
+				} else {
+					out[c].orAnd(peers, mask)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// portMask returns the destination classes at which the rule's ports match
+// port: nil for all of them, ok false for none.
+func (ev *evaluator) portMask(r *policy.Rule, port Port) (bitset, bool) {
+	if r.AllPorts() {
+		return nil, true
+	}
+	var mask bitset
+	for _, pt := range r.Ports {
+		if pt.Protocol != port.Protocol {
+			continue
+		}
+		if pt.Name == "" {
+			if pt.Matches(port.Protocol, port.Port, nil) {
+				return nil, true
+			}
+			continue
+		}
+		nm := ev.namedSet(pt.Name, port)
+		if mask == nil {
+			mask = newBitset(ev.n)
+		}
+		mask.or(nm)
+	}
+	return mask, mask != nil
+}
+
+func (ev *evaluator) namedSet(name string, port Port) bitset {
+	k := namedKey{name, port}
+	if b, ok := ev.named[k]; ok {
+		return b
+	}
+	b := newBitset(ev.n)
+	for i, c := range ev.classes {
+		if n, ok := c.rep.NamedPort(name, port.Protocol); ok && n == port.Port {
+			b.set(i)
+		}
+	}
+	ev.named[k] = b
+	return b
+}
+
+// ruleSet returns the classes a rule's peers match.
+func (ev *evaluator) ruleSet(r *policy.Rule, v addrVariant) bitset {
+	if r.AllPeers() {
+		return ev.all
+	}
+	if len(r.Peers) == 1 {
+		return ev.peerSet(&r.Peers[0], v)
+	}
+	b := newBitset(ev.n)
+	for i := range r.Peers {
+		b.or(ev.peerSet(&r.Peers[i], v))
+	}
+	return b
+}
+
+func (ev *evaluator) peerSet(p *policy.Peer, v addrVariant) bitset {
+	if p.IPBlock != nil {
+		k := ipPeerKey{p.IPBlock, v}
+		if b, ok := ev.ipPeer[k]; ok {
+			return b
+		}
+		b := newBitset(ev.n)
+		for i, c := range ev.classes {
+			if p.Matches(c.rep, v.of(c.rep), nil) {
+				b.set(i)
+			}
+		}
+		ev.ipPeer[k] = b
+		return b
+	}
+	key := "ns=" + p.Namespace
+	if p.NamespaceSelector != nil {
+		key = "nssel=" + p.NamespaceSelector.String()
+	}
+	key += "\x00" + p.PodSelector.String()
+	if b, ok := ev.podPeer[key]; ok {
+		return b
+	}
+	b := newBitset(ev.n)
+	for _, ns := range ev.namespaces(p) {
+		nsLabels := ev.set.Cluster.NamespaceLabels(ns)
+		for _, i := range ev.nsIndex[ns] {
+			if p.MatchesPod(ev.classes[i].rep, nsLabels) {
+				b.set(i)
+			}
+		}
+	}
+	ev.podPeer[key] = b
+	return b
+}
+
+// namespaces returns the namespaces a pod peer reaches into.
+func (ev *evaluator) namespaces(p *policy.Peer) []string {
+	if p.NamespaceSelector == nil {
+		return []string{p.Namespace}
+	}
+	key := p.NamespaceSelector.String()
+	if out, ok := ev.nsSel[key]; ok {
+		return out
+	}
+	var out []string
+	for _, name := range ev.nsNames {
+		if p.MatchesNamespace(name, ev.set.Cluster.NamespaceLabels(name)) {
+			out = append(out, name)
+		}
+	}
+	ev.nsSel[key] = out
+	return out
+}

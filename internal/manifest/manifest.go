@@ -1,0 +1,421 @@
+// Package manifest reads Kubernetes manifests (YAML or JSON, multi-document,
+// kind List and *List) into typed Namespaces, Pods and NetworkPolicies,
+// validated as the API server would. Every error names the file, the
+// document and the field.
+package manifest
+
+import (
+	"bufio"
+	"encoding/json"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
+
+	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/validation"
+)
+
+// Location names where an object came from.
+type Location struct {
+	File string
+	// Document is the 1-based index of the YAML document in the file.
+	Document int
+	// Item is the 1-based index in a List's items, or 0.
+	Item      int
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+func (l Location) String() string {
+	var b strings.Builder
+	b.WriteString(l.File)
+	if l.Document > 0 {
+		fmt.Fprintf(&b, ": document %d", l.Document)
+	}
+	if l.Item > 0 {
+		fmt.Fprintf(&b, " item %d", l.Item)
+	}
+	if l.Kind != "" || l.Name != "" {
+		b.WriteString(" (")
+		b.WriteString(l.Kind)
+		if l.Name != "" {
+			if l.Kind != "" {
+				b.WriteByte(' ')
+			}
+			if l.Namespace != "" {
+				b.WriteString(l.Namespace + "/")
+			}
+			b.WriteString(l.Name)
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// Error is a problem with one document (or one file, when Document is 0).
+type Error struct {
+	Location
+	// Detail is the problem, starting with its field path when there is one.
+	Detail string
+}
+
+func (e *Error) Error() string { return e.Location.String() + ": " + e.Detail }
+
+// Errors is a list of per-document problems.
+type Errors []*Error
+
+func (e Errors) Error() string {
+	lines := make([]string, len(e))
+	for i, err := range e {
+		lines[i] = err.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Skipped is an object of a kind netfence does not use.
+type Skipped struct {
+	Location
+	APIVersion string
+}
+
+// Objects are the decoded objects with where each came from.
+type Objects struct {
+	Namespaces []*corev1.Namespace
+	Pods       []*corev1.Pod
+	Policies   []*networkingv1.NetworkPolicy
+	// Where maps "Kind namespace/name" to the object's location.
+	Where   map[string]Location
+	Skipped []Skipped
+}
+
+// Cluster builds the cluster model from the objects.
+func (o *Objects) Cluster() *cluster.Cluster {
+	nss := make([]*cluster.Namespace, len(o.Namespaces))
+	for i, ns := range o.Namespaces {
+		nss[i] = cluster.NamespaceFromAPI(ns)
+	}
+	pods := make([]*cluster.Pod, len(o.Pods))
+	for i, p := range o.Pods {
+		pods[i] = cluster.PodFromAPI(p)
+	}
+	return cluster.New(nss, pods, o.Policies)
+}
+
+// Loader reads manifests.
+type Loader struct {
+	// Stdin is read for the path "-".
+	Stdin io.Reader
+}
+
+// Load reads every path: a file, a directory (recursively, files ending in
+// .yaml, .yml or .json) or "-" for Stdin. Documents with errors are left out
+// of the result and reported in Errors; the caller decides whether the rest
+// may be used. The error return is only for Errors being non-empty, typed as
+// Errors.
+func (l *Loader) Load(paths []string) (*Objects, error) {
+	o := &Objects{Where: map[string]Location{}}
+	var errs Errors
+	for _, p := range paths {
+		files, err := expand(p)
+		if err != nil {
+			errs = append(errs, &Error{Location: Location{File: p}, Detail: err.Error()})
+			continue
+		}
+		for _, f := range files {
+			var data []byte
+			if f == "-" {
+				if l.Stdin == nil {
+					err = errors.New("no standard input")
+				} else {
+					data, err = io.ReadAll(l.Stdin)
+				}
+			} else {
+				data, err = os.ReadFile(f)
+			}
+			name := f
+			if f == "-" {
+				name = "<stdin>"
+			}
+			if err != nil {
+				errs = append(errs, &Error{Location: Location{File: name}, Detail: err.Error()})
+				continue
+			}
+			errs = append(errs, o.addFile(name, data)...)
+		}
+	}
+	sortObjects(o)
+	if len(errs) > 0 {
+		return o, errs
+	}
+	return o, nil
+}
+
+func expand(p string) ([]string, error) {
+	if p == "-" {
+		return []string{p}, nil
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{p}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != p && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".yaml", ".yml", ".json":
+			files = append(files, path)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	return files, err
+}
+
+// splitDocuments splits a YAML stream at "---" lines. A JSON file is one
+// document.
+func splitDocuments(data []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var docs [][]byte
+	for {
+		d, err := r.Read()
+		if err == io.EOF {
+			return docs, nil
+		}
+		if err != nil {
+			return docs, err
+		}
+		docs = append(docs, d)
+	}
+}
+
+func (o *Objects) addFile(name string, data []byte) Errors {
+	docs, err := splitDocuments(data)
+	if err != nil {
+		return Errors{{Location: Location{File: name}, Detail: err.Error()}}
+	}
+	var errs Errors
+	index := 0
+	for i, d := range docs {
+		if i == 0 && len(bytes.TrimSpace(d)) == 0 {
+			continue
+		}
+		index++
+		loc := Location{File: name, Document: index}
+		j, err := yamlToJSON(d)
+		if err != nil {
+			errs = append(errs, &Error{Location: loc, Detail: "invalid YAML: " + cleanYAMLError(err)})
+			continue
+		}
+		if j == nil || string(j) == "null" {
+			continue
+		}
+		errs = append(errs, o.addObject(loc, j)...)
+	}
+	return errs
+}
+
+var yamlErrPrefix = regexp.MustCompile(`^yaml: (unmarshal errors:\n\s*)?`)
+
+func cleanYAMLError(err error) string { return yamlErrPrefix.ReplaceAllString(err.Error(), "") }
+
+type typeMeta struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Items      json.RawMessage `json:"items"`
+	Metadata   struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+}
+
+func (o *Objects) addObject(loc Location, data []byte) Errors {
+	var tm typeMeta
+	if err := json.Unmarshal(data, &tm); err != nil {
+		return Errors{{Location: loc, Detail: "not a Kubernetes object: " + jsonDetail(err)}}
+	}
+	loc.Kind, loc.Namespace, loc.Name = tm.Kind, tm.Metadata.Namespace, tm.Metadata.Name
+	if tm.Kind == "" {
+		return Errors{{Location: loc, Detail: "kind: Required value"}}
+	}
+	if tm.Kind == "List" || strings.HasSuffix(tm.Kind, "List") {
+		return o.addList(loc, tm)
+	}
+	return o.addItem(loc, tm.APIVersion, data)
+}
+
+func (o *Objects) addList(loc Location, tm typeMeta) Errors {
+	loc.Kind, loc.Namespace, loc.Name = tm.Kind, "", ""
+	var items []json.RawMessage
+	if len(tm.Items) > 0 && string(tm.Items) != "null" {
+		if err := json.Unmarshal(tm.Items, &items); err != nil {
+			return Errors{{Location: loc, Detail: "items: must be a list"}}
+		}
+	}
+	itemKind := strings.TrimSuffix(tm.Kind, "List")
+	var errs Errors
+	for i, raw := range items {
+		il := loc
+		il.Item = i + 1
+		var itm typeMeta
+		if err := json.Unmarshal(raw, &itm); err != nil {
+			errs = append(errs, &Error{Location: il, Detail: "not a Kubernetes object: " + jsonDetail(err)})
+			continue
+		}
+		if itm.Kind == "" && itemKind != "" {
+			itm.Kind, itm.APIVersion = itemKind, tm.APIVersion
+			raw = withTypeMeta(raw, itm.APIVersion, itm.Kind)
+		}
+		il.Kind, il.Namespace, il.Name = itm.Kind, itm.Metadata.Namespace, itm.Metadata.Name
+		if itm.Kind == "" {
+			errs = append(errs, &Error{Location: il, Detail: "kind: Required value"})
+			continue
+		}
+		if strings.HasSuffix(itm.Kind, "List") {
+			errs = append(errs, &Error{Location: il, Detail: "kind: a List may not hold a List"})
+			continue
+		}
+		errs = append(errs, o.addItem(il, itm.APIVersion, raw)...)
+	}
+	return errs
+}
+
+func withTypeMeta(raw json.RawMessage, apiVersion, kind string) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return raw
+	}
+	m["kind"], _ = json.Marshal(kind)
+	m["apiVersion"], _ = json.Marshal(apiVersion)
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func (o *Objects) addItem(loc Location, apiVersion string, data []byte) Errors {
+	wantAPI := map[string]string{"Namespace": "v1", "Pod": "v1", "NetworkPolicy": "networking.k8s.io/v1"}
+	want, known := wantAPI[loc.Kind]
+	if !known {
+		o.Skipped = append(o.Skipped, Skipped{Location: loc, APIVersion: apiVersion})
+		return nil
+	}
+	if apiVersion != want {
+		return Errors{{Location: loc, Detail: fmt.Sprintf("apiVersion: Unsupported value: %q: supported values: %q", apiVersion, want)}}
+	}
+	var errs field.ErrorList
+	var key string
+	switch loc.Kind {
+	case "Namespace":
+		ns := &corev1.Namespace{}
+		if err := decodeInto(data, ns, false); err != nil {
+			return Errors{{Location: loc, Detail: err.Error()}}
+		}
+		errs = validation.Namespace(ns)
+		key = "Namespace " + ns.Name
+		if len(errs) == 0 {
+			if err := o.claim(key, loc); err != nil {
+				return Errors{err}
+			}
+			o.Namespaces = append(o.Namespaces, ns)
+		}
+	case "Pod":
+		pod := &corev1.Pod{}
+		if err := decodeInto(data, pod, false); err != nil {
+			return Errors{{Location: loc, Detail: err.Error()}}
+		}
+		if pod.Namespace == "" {
+			pod.Namespace = corev1.NamespaceDefault
+			loc.Namespace = pod.Namespace
+		}
+		errs = validation.Pod(pod)
+		key = "Pod " + pod.Namespace + "/" + pod.Name
+		if len(errs) == 0 {
+			if err := o.claim(key, loc); err != nil {
+				return Errors{err}
+			}
+			o.Pods = append(o.Pods, pod)
+		}
+	case "NetworkPolicy":
+		np := &networkingv1.NetworkPolicy{}
+		// Strict: a misspelt field in a policy would silently widen it.
+		if err := decodeInto(data, np, true); err != nil {
+			return Errors{{Location: loc, Detail: err.Error()}}
+		}
+		if np.Namespace == "" {
+			np.Namespace = corev1.NamespaceDefault
+			loc.Namespace = np.Namespace
+		}
+		errs = validation.NetworkPolicy(np)
+		key = "NetworkPolicy " + np.Namespace + "/" + np.Name
+		if len(errs) == 0 {
+			if err := o.claim(key, loc); err != nil {
+				return Errors{err}
+			}
+			o.Policies = append(o.Policies, np)
+		}
+	}
+	out := make(Errors, len(errs))
+	for i, e := range errs {
+		out[i] = &Error{Location: loc, Detail: e.Error()}
+	}
+	return out
+}
+
+func (o *Objects) claim(key string, loc Location) *Error {
+	if first, dup := o.Where[key]; dup {
+		return &Error{Location: loc, Detail: fmt.Sprintf("duplicate %s: first defined in %s", key, first)}
+	}
+	o.Where[key] = loc
+	return nil
+}
+
+func decodeInto(data []byte, obj any, strict bool) error {
+	strictErrs, err := sigsjson.UnmarshalStrict(data, obj, sigsjson.DisallowDuplicateFields)
+	if err != nil {
+		return errors.New(jsonDetail(err))
+	}
+	if strict && len(strictErrs) > 0 {
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = e.Error()
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// jsonDetail turns encoding/json type errors into "field.path: message".
+func jsonDetail(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("%s: Invalid value: must be of type %s, not %s", te.Field, te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+func sortObjects(o *Objects) {
+	sort.SliceStable(o.Namespaces, func(i, j int) bool { return o.Namespaces[i].Name < o.Namespaces[j].Name })
+}
