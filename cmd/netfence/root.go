@@ -71,4 +71,3 @@ func (f *sourceFlags) load(s *streams) (*policy.Set, error) {
 	}
 	return set, nil
 }
-
