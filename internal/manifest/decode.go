@@ -161,12 +161,20 @@ func writeScalar(buf *bytes.Buffer, n *yaml.Node) error {
 	case "!!null":
 		buf.WriteString("null")
 	case "!!bool":
+		if n.Value == "true" || n.Value == "false" {
+			buf.WriteString(n.Value)
+			return nil
+		}
 		var b bool
 		if err := n.Decode(&b); err != nil {
 			return fmt.Errorf("line %d: %w", n.Line, err)
 		}
 		buf.WriteString(strconv.FormatBool(b))
 	case "!!int":
+		if i, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+			buf.WriteString(strconv.FormatInt(i, 10))
+			return nil
+		}
 		var i int64
 		if err := n.Decode(&i); err != nil {
 			var u uint64

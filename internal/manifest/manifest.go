@@ -15,8 +15,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -129,6 +132,7 @@ type Loader struct {
 func (l *Loader) Load(paths []string) (*Objects, error) {
 	o := &Objects{Where: map[string]Location{}}
 	var errs Errors
+	var docs []document
 	for _, p := range paths {
 		files, err := expand(p)
 		if err != nil {
@@ -154,8 +158,31 @@ func (l *Loader) Load(paths []string) (*Objects, error) {
 				errs = append(errs, &Error{Location: Location{File: name}, Detail: err.Error()})
 				continue
 			}
-			errs = append(errs, o.addFile(name, data)...)
+			d, err := fileDocuments(name, data)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			docs = append(docs, d...)
 		}
+	}
+	results := decodeAll(docs)
+	for _, r := range results {
+		errs = append(errs, r.errs...)
+		for _, obj := range r.objects {
+			if err := o.claim(obj.key, obj.loc); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			switch v := obj.obj.(type) {
+			case *corev1.Namespace:
+				o.Namespaces = append(o.Namespaces, v)
+			case *corev1.Pod:
+				o.Pods = append(o.Pods, v)
+			case *networkingv1.NetworkPolicy:
+				o.Policies = append(o.Policies, v)
+			}
+		}
+		o.Skipped = append(o.Skipped, r.skipped...)
 	}
 	sortObjects(o)
 	if len(errs) > 0 {
@@ -213,30 +240,81 @@ func splitDocuments(data []byte) ([][]byte, error) {
 	}
 }
 
-func (o *Objects) addFile(name string, data []byte) Errors {
-	docs, err := splitDocuments(data)
-	if err != nil {
-		return Errors{{Location: Location{File: name}, Detail: err.Error()}}
-	}
-	var errs Errors
+// document is one YAML document of a file.
+type document struct {
+	loc  Location
+	data []byte
+}
+
+// fileDocuments splits a file into its non-empty documents, numbered from 1.
+func fileDocuments(name string, data []byte) ([]document, *Error) {
+	chunks, err := splitDocuments(data)
+	var out []document
 	index := 0
-	for i, d := range docs {
+	for i, d := range chunks {
 		if i == 0 && len(bytes.TrimSpace(d)) == 0 {
 			continue
 		}
 		index++
-		loc := Location{File: name, Document: index}
-		j, err := yamlToJSON(d)
-		if err != nil {
-			errs = append(errs, &Error{Location: loc, Detail: "invalid YAML: " + cleanYAMLError(err)})
-			continue
-		}
-		if j == nil || string(j) == "null" {
-			continue
-		}
-		errs = append(errs, o.addObject(loc, j)...)
+		out = append(out, document{loc: Location{File: name, Document: index}, data: d})
 	}
-	return errs
+	if err != nil {
+		return out, &Error{Location: Location{File: name, Document: index + 1}, Detail: err.Error()}
+	}
+	return out, nil
+}
+
+// decoded is one object decoded from a document.
+type decoded struct {
+	loc Location
+	key string
+	obj any
+}
+
+// docResult is what one document yields.
+type docResult struct {
+	objects []decoded
+	skipped []Skipped
+	errs    Errors
+}
+
+// decodeAll decodes documents on every CPU; results keep document order.
+func decodeAll(docs []document) []docResult {
+	results := make([]docResult, len(docs))
+	workers := runtime.GOMAXPROCS(0)
+	if workers > len(docs) {
+		workers = len(docs)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(docs) {
+					return
+				}
+				results[i] = decodeDocument(docs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func decodeDocument(d document) (r docResult) {
+	j, err := yamlToJSON(d.data)
+	if err != nil {
+		r.errs = Errors{{Location: d.loc, Detail: "invalid YAML: " + cleanYAMLError(err)}}
+		return r
+	}
+	if j == nil || string(j) == "null" {
+		return r
+	}
+	r.addObject(d.loc, j)
+	return r
 }
 
 var yamlErrPrefix = regexp.MustCompile(`^yaml: (unmarshal errors:\n\s*)?`)
@@ -253,22 +331,25 @@ type typeMeta struct {
 	} `json:"metadata"`
 }
 
-func (o *Objects) addObject(loc Location, data []byte) Errors {
+func (r *docResult) addObject(loc Location, data []byte) {
 	var tm typeMeta
 	if err := json.Unmarshal(data, &tm); err != nil {
-		return Errors{{Location: loc, Detail: "not a Kubernetes object: " + jsonDetail(err)}}
+		r.errs = append(r.errs, &Error{Location: loc, Detail: "not a Kubernetes object: " + jsonDetail(err)})
+		return
 	}
 	loc.Kind, loc.Namespace, loc.Name = tm.Kind, tm.Metadata.Namespace, tm.Metadata.Name
 	if tm.Kind == "" {
-		return Errors{{Location: loc, Detail: "kind: Required value"}}
+		r.errs = append(r.errs, &Error{Location: loc, Detail: "kind: Required value"})
+		return
 	}
 	if tm.Kind == "List" || strings.HasSuffix(tm.Kind, "List") {
-		return o.addList(loc, tm)
+		r.errs = append(r.errs, r.addList(loc, tm)...)
+		return
 	}
-	return o.addItem(loc, tm.APIVersion, data)
+	r.errs = append(r.errs, r.addItem(loc, tm.APIVersion, data)...)
 }
 
-func (o *Objects) addList(loc Location, tm typeMeta) Errors {
+func (r *docResult) addList(loc Location, tm typeMeta) Errors {
 	loc.Kind, loc.Namespace, loc.Name = tm.Kind, "", ""
 	var items []json.RawMessage
 	if len(tm.Items) > 0 && string(tm.Items) != "null" {
@@ -299,7 +380,7 @@ func (o *Objects) addList(loc Location, tm typeMeta) Errors {
 			errs = append(errs, &Error{Location: il, Detail: "kind: a List may not hold a List"})
 			continue
 		}
-		errs = append(errs, o.addItem(il, itm.APIVersion, raw)...)
+		errs = append(errs, r.addItem(il, itm.APIVersion, raw)...)
 	}
 	return errs
 }
@@ -315,11 +396,11 @@ func withTypeMeta(raw json.RawMessage, apiVersion, kind string) json.RawMessage 
 	return out
 }
 
-func (o *Objects) addItem(loc Location, apiVersion string, data []byte) Errors {
+func (r *docResult) addItem(loc Location, apiVersion string, data []byte) Errors {
 	wantAPI := map[string]string{"Namespace": "v1", "Pod": "v1", "NetworkPolicy": "networking.k8s.io/v1"}
 	want, known := wantAPI[loc.Kind]
 	if !known {
-		o.Skipped = append(o.Skipped, Skipped{Location: loc, APIVersion: apiVersion})
+		r.skipped = append(r.skipped, Skipped{Location: loc, APIVersion: apiVersion})
 		return nil
 	}
 	if apiVersion != want {
@@ -336,10 +417,7 @@ func (o *Objects) addItem(loc Location, apiVersion string, data []byte) Errors {
 		errs = validation.Namespace(ns)
 		key = "Namespace " + ns.Name
 		if len(errs) == 0 {
-			if err := o.claim(key, loc); err != nil {
-				return Errors{err}
-			}
-			o.Namespaces = append(o.Namespaces, ns)
+			r.objects = append(r.objects, decoded{loc, key, ns})
 		}
 	case "Pod":
 		pod := &corev1.Pod{}
@@ -353,10 +431,7 @@ func (o *Objects) addItem(loc Location, apiVersion string, data []byte) Errors {
 		errs = validation.Pod(pod)
 		key = "Pod " + pod.Namespace + "/" + pod.Name
 		if len(errs) == 0 {
-			if err := o.claim(key, loc); err != nil {
-				return Errors{err}
-			}
-			o.Pods = append(o.Pods, pod)
+			r.objects = append(r.objects, decoded{loc, key, pod})
 		}
 	case "NetworkPolicy":
 		np := &networkingv1.NetworkPolicy{}
@@ -371,10 +446,7 @@ func (o *Objects) addItem(loc Location, apiVersion string, data []byte) Errors {
 		errs = validation.NetworkPolicy(np)
 		key = "NetworkPolicy " + np.Namespace + "/" + np.Name
 		if len(errs) == 0 {
-			if err := o.claim(key, loc); err != nil {
-				return Errors{err}
-			}
-			o.Policies = append(o.Policies, np)
+			r.objects = append(r.objects, decoded{loc, key, np})
 		}
 	}
 	out := make(Errors, len(errs))
@@ -393,7 +465,9 @@ func (o *Objects) claim(key string, loc Location) *Error {
 }
 
 func decodeInto(data []byte, obj any, strict bool) error {
-	strictErrs, err := sigsjson.UnmarshalStrict(data, obj, sigsjson.DisallowDuplicateFields)
+	// Both strict options: given only some, UnmarshalStrict checks only
+	// those, and a misspelt field would pass unnoticed.
+	strictErrs, err := sigsjson.UnmarshalStrict(data, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
 	if err != nil {
 		return errors.New(jsonDetail(err))
 	}
