@@ -82,6 +82,7 @@ func newMatrixCommand(s *streams) *cobra.Command {
 				}
 			}
 			opts.Namespaces = namespaces
+			opts.CountsOnly = output == "summary"
 			set, err := src.load(s)
 			if err != nil {
 				return err

@@ -29,6 +29,9 @@ func (v addrVariant) of(p *cluster.Pod) netip.Addr {
 	return p.IPs[0]
 }
 
+// addrs holds a class's address per variant.
+type addrs [3]netip.Addr
+
 func variantFor(ip netip.Addr) addrVariant {
 	if ip.Is4() {
 		return v4Addr
@@ -51,6 +54,7 @@ type evaluator struct {
 	ipPeer   map[ipPeerKey]bitset
 	named    map[namedKey]bitset
 	isolated [2][][]*policy.Policy
+	addrs    []addrs
 }
 
 type ipPeerKey struct {
@@ -74,7 +78,11 @@ func newEvaluator(set *policy.Set, classes []*class) *evaluator {
 	}
 	ev.all = newBitset(ev.n)
 	ev.all.fill(ev.n)
+	ev.addrs = make([]addrs, ev.n)
 	for i, c := range classes {
+		for _, v := range []addrVariant{primaryAddr, v4Addr, v6Addr} {
+			ev.addrs[i][v] = v.of(c.rep)
+		}
 		if !c.rep.HostNetwork {
 			ev.nsIndex[c.rep.Namespace] = append(ev.nsIndex[c.rep.Namespace], i)
 		}
@@ -198,7 +206,7 @@ func (ev *evaluator) peerSet(p *policy.Peer, v addrVariant) bitset {
 		}
 		b := newBitset(ev.n)
 		for i, c := range ev.classes {
-			if p.Matches(c.rep, v.of(c.rep), nil) {
+			if p.Matches(c.rep, ev.addrs[i][v], nil) {
 				b.set(i)
 			}
 		}

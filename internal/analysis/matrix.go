@@ -6,6 +6,7 @@ package analysis
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -113,6 +114,8 @@ type Matrix struct {
 	egress, ingress [][]bitset
 	// allowed[k][s] = egress[k][s] ∩ transpose(ingress[k])[s].
 	allowed [][]bitset
+	// summary is computed while building when CountsOnly is set.
+	summary []PortSummary
 }
 
 type class struct {
@@ -126,11 +129,14 @@ type Options struct {
 	// Namespaces, when set, restricts the pods to these namespaces (all
 	// policies and pods still count as peers).
 	Namespaces []string
+	// CountsOnly keeps only the per-port counts (Summary): memory stays at
+	// one port's tables instead of all of them. Result may not be called.
+	CountsOnly bool
 }
 
 // ComputeMatrix evaluates the policy set over every pair of active pods.
-// Pods that share namespace, labels, named ports and their position in the
-// partition of the address space by all ipBlocks behave alike, so it
+// Pods that share namespace, the labels and named ports some policy looks
+// at, and the set of ipBlocks their addresses fall in behave alike, so it
 // evaluates classes of pods, not pairs.
 func ComputeMatrix(ctx context.Context, set *policy.Set, opts Options) (*Matrix, error) {
 	m := &Matrix{Ports: opts.Ports}
@@ -155,12 +161,13 @@ func ComputeMatrix(ctx context.Context, set *policy.Set, opts Options) (*Matrix,
 		}
 	}
 	cells := newCellIndex(set)
+	rel := newRelevance(set)
 	byKey := map[string]int32{}
 	m.classOf = make([]int32, len(m.Pods))
 	var key strings.Builder
 	for i, p := range m.Pods {
 		key.Reset()
-		classKey(&key, p, cells)
+		classKey(&key, p, rel, cells)
 		c, ok := byKey[key.String()]
 		if !ok {
 			c = int32(len(m.classes))
@@ -189,6 +196,10 @@ func ComputeMatrix(ctx context.Context, set *policy.Set, opts Options) (*Matrix,
 			for w := range in[s] {
 				in[s][w] &= m.egress[k][s][w]
 			}
+		}
+		if opts.CountsOnly {
+			m.summary = append(m.summary, m.countPort(k))
+			m.egress[k], m.ingress[k], m.allowed[k] = nil, nil, nil
 		}
 	}
 	return m, nil
@@ -219,31 +230,54 @@ type PortSummary struct {
 
 // Summary counts allowed and denied pairs per port without visiting pairs.
 func (m *Matrix) Summary() []PortSummary {
+	if m.summary != nil {
+		return m.summary
+	}
 	out := make([]PortSummary, len(m.Ports))
-	total := int64(len(m.Pods)) * int64(len(m.Pods))
-	for k, port := range m.Ports {
-		var allowed int64
-		for s, row := range m.allowed[k] {
-			ss := int64(m.classes[s].size)
-			var sum int64
-			row.each(func(d int) { sum += int64(m.classes[d].size) })
-			allowed += ss * sum
-			if !row.has(s) {
-				allowed += ss // a pod may always reach itself
-			}
-		}
-		out[k] = PortSummary{Port: port, Allowed: allowed, Denied: total - allowed}
+	for k := range m.Ports {
+		out[k] = m.countPort(k)
 	}
 	return out
 }
 
+func (m *Matrix) countPort(k int) PortSummary {
+	total := int64(len(m.Pods)) * int64(len(m.Pods))
+	sizes := make([]int64, len(m.classes))
+	for i, c := range m.classes {
+		sizes[i] = int64(c.size)
+	}
+	var allowed int64
+	for s, row := range m.allowed[k] {
+		var sum int64
+		for wi, w := range row {
+			for w != 0 {
+				sum += sizes[wi<<6+bits.TrailingZeros64(w)]
+				w &= w - 1
+			}
+		}
+		allowed += sizes[s] * sum
+		if !row.has(s) {
+			allowed += sizes[s] // a pod may always reach itself
+		}
+	}
+	return PortSummary{Port: m.Ports[k], Allowed: allowed, Denied: total - allowed}
+}
+
 // cellIndex places addresses in the partition of the address space made by
-// the boundaries of every ipBlock (CIDRs and exceptions): addresses in the
-// same cell are inside exactly the same ipBlocks.
-type cellIndex struct{ bounds []netip.Addr }
+// the boundaries of every ipBlock (CIDRs and exceptions), and names each cell
+// by the set of ipBlocks containing it: addresses with the same signature are
+// inside exactly the same ipBlocks.
+type cellIndex struct {
+	bounds []netip.Addr
+	// sig[i] is the signature of cell i, the cell of addresses from
+	// bounds[i-1] (inclusive) to bounds[i] (exclusive).
+	sig []int
+}
 
 func newCellIndex(set *policy.Set) *cellIndex {
-	seen := map[netip.Addr]bool{}
+	// 0.0.0.0 and :: keep the families in separate cells.
+	seen := map[netip.Addr]bool{netip.IPv4Unspecified(): true, netip.IPv6Unspecified(): true}
+	var blocks []*policy.IPBlock
 	add := func(p netip.Prefix) {
 		seen[p.Addr()] = true
 		if end := lastAddr(p).Next(); end.IsValid() {
@@ -255,6 +289,7 @@ func newCellIndex(set *policy.Set) *cellIndex {
 			for _, r := range p.Rules[dir] {
 				for _, peer := range r.Peers {
 					if peer.IPBlock != nil {
+						blocks = append(blocks, peer.IPBlock)
 						add(peer.IPBlock.CIDR)
 						for _, e := range peer.IPBlock.Except {
 							add(e)
@@ -269,11 +304,32 @@ func newCellIndex(set *policy.Set) *cellIndex {
 		ci.bounds = append(ci.bounds, a)
 	}
 	sort.Slice(ci.bounds, func(i, j int) bool { return ci.bounds[i].Less(ci.bounds[j]) })
+	// Cell 0 lies before 0.0.0.0 and holds no address; cell i > 0 starts at
+	// bounds[i-1], which stands for the whole cell.
+	ci.sig = make([]int, len(ci.bounds)+1)
+	ids := map[string]int{"": 0}
+	var key []byte
+	for i := 1; i <= len(ci.bounds); i++ {
+		key = key[:0]
+		for bi, b := range blocks {
+			if b.Contains(ci.bounds[i-1]) {
+				key = strconv.AppendInt(key, int64(bi), 36)
+				key = append(key, ',')
+			}
+		}
+		id, ok := ids[string(key)]
+		if !ok {
+			id = len(ids)
+			ids[string(key)] = id
+		}
+		ci.sig[i] = id
+	}
 	return ci
 }
 
-func (ci *cellIndex) cell(ip netip.Addr) int {
-	return sort.Search(len(ci.bounds), func(i int) bool { return ip.Less(ci.bounds[i]) })
+// signature returns the id of the set of ipBlocks containing ip.
+func (ci *cellIndex) signature(ip netip.Addr) int {
+	return ci.sig[sort.Search(len(ci.bounds), func(i int) bool { return ip.Less(ci.bounds[i]) })]
 }
 
 // lastAddr returns the last address of a prefix.
@@ -295,21 +351,78 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return out
 }
 
-// classKey writes what decides a pod's behaviour: namespace, labels, named
-// ports, address cells (with family order) and hostNetwork.
-func classKey(b *strings.Builder, p *cluster.Pod, cells *cellIndex) {
-	b.WriteString(p.Namespace)
-	b.WriteByte(0)
-	b.WriteString(labels.Set(p.Labels).String())
-	b.WriteByte(0)
-	named := make([]string, 0, len(p.Ports))
-	for _, cp := range p.Ports {
-		if cp.Name != "" {
-			named = append(named, fmt.Sprintf("%s/%s=%d", cp.Name, cp.Protocol, cp.Port))
+// relevance is what of a pod any policy can see: the label keys some pod
+// selector mentions and the (name, protocol) of named ports some rule uses.
+// Other labels and ports cannot change a verdict, so classes ignore them.
+type relevance struct {
+	keys  []string
+	named []policy.Port
+}
+
+func newRelevance(set *policy.Set) *relevance {
+	keys := map[string]bool{}
+	named := map[policy.Port]bool{}
+	addSel := func(sel labels.Selector) {
+		reqs, _ := sel.Requirements()
+		for _, r := range reqs {
+			keys[r.Key()] = true
 		}
 	}
-	sort.Strings(named)
-	b.WriteString(strings.Join(named, ","))
+	for _, p := range set.Policies {
+		addSel(p.Selector)
+		for _, dir := range policy.Directions {
+			for _, r := range p.Rules[dir] {
+				for _, peer := range r.Peers {
+					if peer.PodSelector != nil {
+						addSel(peer.PodSelector)
+					}
+				}
+				for _, pt := range r.Ports {
+					if pt.Name != "" {
+						named[policy.Port{Protocol: pt.Protocol, Name: pt.Name}] = true
+					}
+				}
+			}
+		}
+	}
+	rel := &relevance{}
+	for k := range keys {
+		rel.keys = append(rel.keys, k)
+	}
+	sort.Strings(rel.keys)
+	for n := range named {
+		rel.named = append(rel.named, n)
+	}
+	sort.Slice(rel.named, func(i, j int) bool {
+		if rel.named[i].Name != rel.named[j].Name {
+			return rel.named[i].Name < rel.named[j].Name
+		}
+		return rel.named[i].Protocol < rel.named[j].Protocol
+	})
+	return rel
+}
+
+// classKey writes what decides a pod's behaviour: namespace, the relevant
+// labels and named ports, the ipBlock signature of each address (in family
+// order) and hostNetwork.
+func classKey(b *strings.Builder, p *cluster.Pod, rel *relevance, cells *cellIndex) {
+	b.WriteString(p.Namespace)
+	b.WriteByte(0)
+	for _, k := range rel.keys {
+		if v, ok := p.Labels[k]; ok {
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.WriteString(v)
+		}
+		b.WriteByte(',')
+	}
+	b.WriteByte(0)
+	for _, n := range rel.named {
+		if port, ok := p.NamedPort(n.Name, n.Protocol); ok {
+			b.WriteString(strconv.Itoa(int(port)))
+		}
+		b.WriteByte(',')
+	}
 	b.WriteByte(0)
 	for _, ip := range p.IPs {
 		if ip.Is4() {
@@ -317,7 +430,7 @@ func classKey(b *strings.Builder, p *cluster.Pod, cells *cellIndex) {
 		} else {
 			b.WriteString("6:")
 		}
-		b.WriteString(strconv.Itoa(cells.cell(ip)))
+		b.WriteString(strconv.Itoa(cells.signature(ip)))
 		b.WriteByte(',')
 	}
 	if p.HostNetwork {
