@@ -23,7 +23,8 @@ func yamlToJSON(doc []byte) ([]byte, error) {
 		return nil, nil
 	}
 	var buf bytes.Buffer
-	if err := writeNode(&buf, &n, 0); err != nil {
+	cv := converter{budget: maxNodes + 4*len(doc)}
+	if err := cv.writeNode(&buf, &n, 0); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -31,9 +32,27 @@ func yamlToJSON(doc []byte) ([]byte, error) {
 
 const maxDepth = 200
 
-func writeNode(buf *bytes.Buffer, n *yaml.Node, depth int) error {
+// maxNodes bounds, with 4 per byte of the document, the nodes visited while
+// expanding aliases and merge keys: a few hundred bytes of nested aliases
+// ("billion laughs") would otherwise expand to gigabytes.
+const maxNodes = 1 << 20
+
+// converter holds what is left of a document's budget of node visits.
+type converter struct{ budget int }
+
+func (cv *converter) spend(n *yaml.Node) error {
+	if cv.budget--; cv.budget < 0 {
+		return fmt.Errorf("line %d: document too large once its aliases are expanded", n.Line)
+	}
+	return nil
+}
+
+func (cv *converter) writeNode(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 	if depth > maxDepth {
 		return fmt.Errorf("line %d: document nested too deeply", n.Line)
+	}
+	if err := cv.spend(n); err != nil {
+		return err
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -41,26 +60,26 @@ func writeNode(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 			buf.WriteString("null")
 			return nil
 		}
-		return writeNode(buf, n.Content[0], depth+1)
+		return cv.writeNode(buf, n.Content[0], depth+1)
 	case yaml.AliasNode:
 		if n.Alias == nil {
 			return fmt.Errorf("line %d: unknown alias", n.Line)
 		}
-		return writeNode(buf, n.Alias, depth+1)
+		return cv.writeNode(buf, n.Alias, depth+1)
 	case yaml.SequenceNode:
 		buf.WriteByte('[')
 		for i, c := range n.Content {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			if err := writeNode(buf, c, depth+1); err != nil {
+			if err := cv.writeNode(buf, c, depth+1); err != nil {
 				return err
 			}
 		}
 		buf.WriteByte(']')
 		return nil
 	case yaml.MappingNode:
-		pairs, err := mappingPairs(n, depth)
+		pairs, err := cv.mappingPairs(n, depth)
 		if err != nil {
 			return err
 		}
@@ -72,7 +91,7 @@ func writeNode(buf *bytes.Buffer, n *yaml.Node, depth int) error {
 			k, _ := json.Marshal(p.key)
 			buf.Write(k)
 			buf.WriteByte(':')
-			if err := writeNode(buf, p.value, depth+1); err != nil {
+			if err := cv.writeNode(buf, p.value, depth+1); err != nil {
 				return err
 			}
 		}
@@ -91,7 +110,7 @@ type pair struct {
 
 // mappingPairs returns a mapping's keys and values in order, with merge
 // keys (<<) expanded and duplicate keys refused.
-func mappingPairs(n *yaml.Node, depth int) ([]pair, error) {
+func (cv *converter) mappingPairs(n *yaml.Node, depth int) ([]pair, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("line %d: document nested too deeply", n.Line)
 	}
@@ -142,7 +161,10 @@ func mappingPairs(n *yaml.Node, depth int) ([]pair, error) {
 			if s.Kind != yaml.MappingNode {
 				return nil, fmt.Errorf("line %d: merge value must be a mapping", s.Line)
 			}
-			ps, err := mappingPairs(s, depth+1)
+			if err := cv.spend(s); err != nil {
+				return nil, err
+			}
+			ps, err := cv.mappingPairs(s, depth+1)
 			if err != nil {
 				return nil, err
 			}

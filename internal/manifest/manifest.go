@@ -252,8 +252,8 @@ func fileDocuments(name string, data []byte) ([]document, *Error) {
 	var out []document
 	index := 0
 	for i, d := range chunks {
-		if i == 0 && len(bytes.TrimSpace(d)) == 0 {
-			continue
+		if i == 0 && onlyComments(d) {
+			continue // what precedes the first "---" is no document
 		}
 		index++
 		out = append(out, document{loc: Location{File: name, Document: index}, data: d})
@@ -262,6 +262,17 @@ func fileDocuments(name string, data []byte) ([]document, *Error) {
 		return out, &Error{Location: Location{File: name, Document: index + 1}, Detail: err.Error()}
 	}
 	return out, nil
+}
+
+// onlyComments reports whether a chunk holds nothing but blank lines and
+// comments.
+func onlyComments(d []byte) bool {
+	for _, line := range bytes.Split(d, []byte("\n")) {
+		if line = bytes.TrimSpace(line); len(line) > 0 && line[0] != '#' {
+			return false
+		}
+	}
+	return true
 }
 
 // decoded is one object decoded from a document.

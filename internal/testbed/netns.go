@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"time"
@@ -163,4 +164,34 @@ func setSysctls(ns netns.NsHandle, settings []sysctl) error {
 		}
 		return nil
 	})
+}
+
+// RemoveByPrefix deletes the namespaces a bed with this prefix creates
+// (PREFIX-node and PREFIX-pN), for cleaning up after a process that was
+// killed before Down. It returns how many it removed.
+func RemoveByPrefix(prefix string) (int, error) {
+	if !prefixRE.MatchString(prefix) {
+		return 0, fmt.Errorf("testbed: invalid prefix %q", prefix)
+	}
+	entries, err := os.ReadDir(netnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("testbed: list network namespaces: %w", err)
+	}
+	ours := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-(node|p[0-9]+)$`)
+	n := 0
+	var errs []error
+	for _, e := range entries {
+		if !ours.MatchString(e.Name()) {
+			continue
+		}
+		if err := deleteNamedNetNS(e.Name()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

@@ -140,20 +140,17 @@ func NetworkPolicySpec(spec *networkingv1.NetworkPolicySpec, path *field.Path) f
 			errs = append(errs, policyPeer(&peer, rp.Child("to").Index(j))...)
 		}
 	}
+	// As the API server: at most two entries, each Ingress or Egress; a
+	// repeated entry is accepted (the list is atomic, not a set).
 	allowed := sets.New(string(networkingv1.PolicyTypeIngress), string(networkingv1.PolicyTypeEgress))
-	seen := sets.New[string]()
 	tp := path.Child("policyTypes")
 	if len(spec.PolicyTypes) > len(allowed) {
 		errs = append(errs, field.Invalid(tp, spec.PolicyTypes, "may not specify more than two policyTypes"))
 	}
 	for i, t := range spec.PolicyTypes {
-		switch {
-		case !allowed.Has(string(t)):
+		if !allowed.Has(string(t)) {
 			errs = append(errs, field.NotSupported(tp.Index(i), t, sets.List(allowed)))
-		case seen.Has(string(t)):
-			errs = append(errs, field.Duplicate(tp.Index(i), t))
 		}
-		seen.Insert(string(t))
 	}
 	return errs
 }

@@ -1,0 +1,116 @@
+// Package agent is netfence's node agent: it keeps a node's nftables in
+// step with the cluster. A source (manifest files here; the Kubernetes API
+// later) yields cluster snapshots; each is compiled into the policy form,
+// rendered for the node's pods and applied: a full transaction the first
+// time, then only the differences.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/nft"
+	"github.com/netfence/netfence/internal/policy"
+)
+
+// Dataplane is where the agent enforces; *nft.Applier is the real one.
+type Dataplane interface {
+	CheckKernel() error
+	FullSync(m *nft.Model) error
+	Update(old, new *nft.Model) error
+}
+
+// Config configures an Agent.
+type Config struct {
+	// Render says which pods are local and how denials end.
+	Render nft.Options
+	// Dataplane applies rendered models.
+	Dataplane Dataplane
+	// Log receives structured logs; nil discards them.
+	Log *slog.Logger
+}
+
+// Stats describes one sync.
+type Stats struct {
+	// Full is true for a full transaction, false for an incremental one.
+	Full     bool
+	Changed  bool
+	Duration time.Duration
+	Counts   nft.Counts
+	// Rejected are policies left out because they did not compile.
+	Rejected int
+}
+
+// Agent applies cluster snapshots to the dataplane. Its methods are safe
+// for concurrent use; syncs are serialised.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	current *nft.Model
+}
+
+// New returns an agent. Call CheckKernel before the first Sync.
+func New(cfg Config) *Agent {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{cfg: cfg, log: log}
+}
+
+// CheckKernel fails loudly when the kernel lacks what the ruleset needs:
+// the agent must never run as a silent no-op.
+func (a *Agent) CheckKernel() error {
+	if err := a.cfg.Dataplane.CheckKernel(); err != nil {
+		return fmt.Errorf("kernel check failed, refusing to run without enforcement: %w", err)
+	}
+	return nil
+}
+
+// Render compiles and renders a cluster for this node.
+func (a *Agent) Render(c *cluster.Cluster) (*nft.Model, *policy.Set) {
+	set := policy.NewSet(c)
+	for _, err := range set.Rejected {
+		a.log.Warn("policy rejected, others still enforced", "error", err)
+	}
+	return nft.Render(set, a.cfg.Render), set
+}
+
+// Sync brings the dataplane to the state the cluster asks for: the first
+// sync is one full transaction, later ones carry only the differences.
+// When a transaction fails, the kernel keeps its previous state (a
+// transaction is atomic) and the next sync is a full one.
+func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return Stats{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	start := time.Now()
+	m, set := a.Render(c)
+	st := Stats{Counts: m.Counts(), Rejected: len(set.Rejected)}
+	var err error
+	if a.current == nil {
+		st.Full, st.Changed = true, true
+		err = a.cfg.Dataplane.FullSync(m)
+	} else if d := nft.Diff(a.current, m); !d.Empty() {
+		st.Changed = true
+		err = a.cfg.Dataplane.Update(a.current, m)
+	}
+	st.Duration = time.Since(start)
+	if err != nil {
+		a.current = nil
+		return st, fmt.Errorf("apply ruleset: %w", err)
+	}
+	a.current = m
+	if st.Changed {
+		a.log.Info("synced", "full", st.Full, "duration", st.Duration, "chains", len(m.Chains), "sets", len(m.Sets), "elements", st.Counts.Elements())
+	}
+	return st, nil
+}

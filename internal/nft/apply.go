@@ -1,0 +1,377 @@
+package nft
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/netfence/netfence/internal/policy"
+)
+
+// sockBuf is the send and receive buffer size of the netlink socket. A
+// transaction must fit in one send, and the kernel acknowledges every
+// message of it before we read any acknowledgement.
+const sockBuf = 128 << 20
+
+// DefaultTimeout bounds one netlink operation of an Applier.
+const DefaultTimeout = 60 * time.Second
+
+// Applier applies models to the nftables of one network namespace over
+// netlink. Its methods may be called from several goroutines; operations
+// are serialised.
+type Applier struct {
+	// Timeout bounds each operation (one transaction or one read-back).
+	Timeout time.Duration
+
+	mu    sync.Mutex
+	nsFD  int
+	table *nftables.Table
+}
+
+// NewApplier returns an applier for the network namespace netnsFD refers
+// to; the applier keeps its own duplicate of the descriptor. With netnsFD
+// 0 it binds to the network namespace of the calling OS thread at the time
+// of the call.
+func NewApplier(netnsFD int) (*Applier, error) {
+	var fd int
+	var err error
+	if netnsFD == 0 {
+		fd, err = threadNetNS()
+	} else {
+		fd, err = unix.FcntlInt(uintptr(netnsFD), unix.F_DUPFD_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nft: open network namespace: %w", err)
+	}
+	return &Applier{Timeout: DefaultTimeout, nsFD: fd, table: inetTable(TableName)}, nil
+}
+
+// threadNetNS opens the network namespace of the calling OS thread.
+func threadNetNS() (int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+}
+
+// Close releases the applier's network namespace descriptor. It leaves the
+// ruleset in place.
+func (a *Applier) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.nsFD < 0 {
+		return nil
+	}
+	err := unix.Close(a.nsFD)
+	a.nsFD = -1
+	if err != nil {
+		return fmt.Errorf("nft: close network namespace: %w", err)
+	}
+	return nil
+}
+
+// conn opens a netlink connection for one operation. Each operation uses a
+// fresh socket, so a failed or timed-out transaction leaves no unread
+// acknowledgements behind.
+func (a *Applier) conn() (*nftables.Conn, error) {
+	if a.nsFD < 0 {
+		return nil, errors.New("nft: applier is closed")
+	}
+	timeout := a.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	c, err := nftables.New(
+		nftables.WithNetNSFd(a.nsFD),
+		nftables.AsLasting(),
+		nftables.WithSockOptions(func(nl *netlink.Conn) error {
+			return tuneSocket(nl, timeout)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("nft: open netlink socket: %w", err)
+	}
+	return c, nil
+}
+
+// tuneSocket enlarges the socket buffers (forcing past the sysctl limits
+// where we may) and sets the operation's deadline.
+func tuneSocket(nl *netlink.Conn, timeout time.Duration) error {
+	raw, err := nl.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], sockBuf) != nil {
+				if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], sockBuf); err != nil {
+					serr = err
+				}
+			}
+		}
+	}); err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("netlink socket buffers: %w", serr)
+	}
+	// Extended acknowledgements make the kernel say which attribute it
+	// refused; older kernels lack them, which is fine.
+	_ = nl.SetOption(netlink.ExtendedAcknowledge, true)
+	return nl.SetDeadline(time.Now().Add(timeout))
+}
+
+// run opens a connection, lets fill queue a batch, and sends it as one
+// transaction.
+func (a *Applier) run(what string, fill func(b *batch)) error {
+	c, err := a.conn()
+	if err != nil {
+		return err
+	}
+	defer c.CloseLasting()
+	b := newBatch(c, a.table)
+	fill(b)
+	if b.err != nil {
+		return fmt.Errorf("nft: %s: %w", what, b.err)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nft: %s (transaction of %d messages): %w", what, b.msgs, summarize(err))
+	}
+	return nil
+}
+
+// summarize shortens the error of a failed transaction: the kernel
+// reports every refused message, often with the same error.
+func summarize(err error) error {
+	var list []error
+	var flatten func(e error)
+	flatten = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				flatten(x)
+			}
+			return
+		}
+		list = append(list, e)
+	}
+	e := err
+	for e != nil {
+		if _, ok := e.(interface{ Unwrap() []error }); ok {
+			break
+		}
+		e = errors.Unwrap(e)
+	}
+	if e == nil {
+		return err
+	}
+	flatten(e)
+	if len(list) == 1 {
+		return list[0]
+	}
+	return fmt.Errorf("%d messages refused, the first: %w", len(list), list[0])
+}
+
+// FullSync replaces the table with m in one transaction: it creates the
+// table if needed, deletes it with everything in it, and creates it anew.
+func (a *Applier) FullSync(m *Model) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.run(fmt.Sprintf("full sync of table inet %s (%d chains, %d sets)", TableName, len(m.Chains), len(m.Sets)), func(b *batch) {
+		b.c.AddTable(b.t)
+		b.c.DelTable(b.t)
+		b.c.AddTable(b.t)
+		b.msgs += 3
+		b.fullModel(m)
+	})
+}
+
+// Update turns the live table, which must hold old, into new with one
+// small transaction carrying only the differences (see Diff). With old nil
+// it does a FullSync. When the live table may not hold old (after an
+// error, or at start-up), use FullSync.
+func (a *Applier) Update(old, new *Model) error {
+	if old == nil {
+		return a.FullSync(new)
+	}
+	return a.Apply(Diff(old, new))
+}
+
+// Apply applies a delta (see Diff) in one transaction; the live table must
+// hold the delta's old model. An empty delta sends nothing.
+func (a *Applier) Apply(d *Delta) error {
+	if d.Empty() {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.run("update ("+d.String()+")", d.queue)
+}
+
+// Cleanup deletes netfence's table, if there is one.
+func (a *Applier) Cleanup() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.run("delete table inet "+TableName, func(b *batch) {
+		// Adding first makes the deletion succeed when there is no table.
+		b.c.AddTable(b.t)
+		b.c.DelTable(b.t)
+		b.msgs += 2
+	})
+}
+
+// ProbeTable is the throwaway table CheckKernel creates and deletes.
+const ProbeTable = "netfence-probe"
+
+// CheckKernel checks, in a throwaway table, that the kernel accepts every
+// nftables feature netfence uses, and returns an error naming the first it
+// refuses. It leaves nothing behind.
+func (a *Applier) CheckKernel() (err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := inetTable(ProbeTable)
+	step := func(what string, fill func(b *batch)) error {
+		c, err := a.conn()
+		if err != nil {
+			return err
+		}
+		defer c.CloseLasting()
+		b := newBatch(c, t)
+		fill(b)
+		if b.err == nil {
+			if err := c.Flush(); err != nil {
+				b.err = summarize(err)
+			}
+		}
+		if b.err != nil {
+			return fmt.Errorf("nft: the kernel does not support %s, which netfence needs: %w", what, b.err)
+		}
+		return nil
+	}
+	defer func() {
+		derr := step("deleting tables", func(b *batch) { b.c.AddTable(t); b.c.DelTable(t) })
+		if err == nil {
+			err = derr
+		}
+	}()
+	var probeSets []*Set
+	steps := []struct {
+		what string
+		fill func(b *batch)
+	}{
+		{"inet tables", func(b *batch) {
+			b.c.AddTable(t)
+			b.c.DelTable(t)
+			b.c.AddTable(t)
+		}},
+		{"filter chains on the forward and input hooks with conntrack state matching (nft_ct)", func(b *batch) {
+			for _, name := range []string{"probe-forward", "probe-input"} {
+				hook := nftables.ChainHookForward
+				if name == "probe-input" {
+					hook = nftables.ChainHookInput
+				}
+				accept := nftables.ChainPolicyAccept
+				ch := b.c.AddChain(&nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeFilter,
+					Hooknum: hook, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+				b.c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, expr.VerdictAccept)})
+			}
+		}},
+		{"interval sets and concatenated interval sets (nft_set_rbtree, nft_set_pipapo) with element comments", func(b *batch) {
+			probeSets = []*Set{
+				{Name: "probe-a4", Family: IPv4, Elements: []Element{{Addrs: rangeOf("10.0.0.0", "10.0.0.255"), Comment: "probe"}}},
+				{Name: "probe-a6", Family: IPv6, Elements: []Element{{Addrs: rangeOf("fd00::", "fd00::ff")}}},
+				{Name: "probe-p4", Family: IPv4, Ports: true, Elements: []Element{{Addrs: rangeOf("10.0.0.1", "10.0.0.9"), Proto: 6, FromPort: 80, ToPort: 90, Comment: "probe"}}},
+				{Name: "probe-p6", Family: IPv6, Ports: true, Elements: []Element{{Addrs: rangeOf("fd00::1", "fd00::9"), Proto: 132, FromPort: 80, ToPort: 80}}},
+			}
+			for _, s := range probeSets {
+				b.addSet(s)
+			}
+		}},
+		{"set lookups of concatenations (nft_lookup, nft_payload, nft_meta, nft_byteorder) and reject (nft_reject_inet)", func(b *batch) {
+			c := &Chain{Name: "probe-pod"}
+			for _, s := range probeSets {
+				kind := RuleAddr
+				if s.Ports {
+					kind = RuleAddrPort
+				}
+				c.Rules = append(c.Rules, Rule{Kind: kind, Family: s.Family, Set: s.Name, Comment: "probe"})
+			}
+			c.Rules = append(c.Rules, Rule{Kind: RuleTCPReset}, Rule{Kind: RuleDeny})
+			b.addChain(c, DenyReject)
+		}},
+		{"verdict maps jumping to chains", func(b *batch) {
+			b.addVMap(&VMap{Name: "probe-map", Family: IPv4, Elements: []VMapElement{{Addr: netip.MustParseAddr("10.0.0.1"), Chain: "probe-pod", Comment: "probe"}}})
+			exprs := append(nfproto(IPv4), loadAddr(IPv4, false),
+				&expr.Lookup{SourceRegister: reg1, DestRegister: regVerdict, IsDestRegSet: true, SetName: "probe-map", SetID: b.setID("probe-map")})
+			b.c.AddRule(&nftables.Rule{Table: t, Chain: b.chain("probe-forward"), Exprs: exprs})
+		}},
+	}
+	for _, s := range steps {
+		if err := step(s.what, s.fill); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func rangeOf(from, to string) policy.AddrRange {
+	return policy.AddrRange{From: netip.MustParseAddr(from), To: netip.MustParseAddr(to)}
+}
+
+// Counts reads back the live table: rules per chain and elements per set
+// or map. ok is false when there is no table.
+func (a *Applier) Counts() (c Counts, ok bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	conn, err := a.conn()
+	if err != nil {
+		return c, false, err
+	}
+	defer conn.CloseLasting()
+	if _, err := conn.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return c, false, nil
+		}
+		return c, false, fmt.Errorf("nft: read table inet %s: %w", TableName, err)
+	}
+	c = Counts{Chains: map[string]int{}, Sets: map[string]int{}}
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return c, true, fmt.Errorf("nft: list chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != TableName {
+			continue
+		}
+		rules, err := conn.GetRules(a.table, ch)
+		if err != nil {
+			return c, true, fmt.Errorf("nft: list rules of chain %s: %w", ch.Name, err)
+		}
+		c.Chains[ch.Name] = len(rules)
+	}
+	sets, err := conn.GetSets(a.table)
+	if err != nil {
+		return c, true, fmt.Errorf("nft: list sets: %w", err)
+	}
+	for _, s := range sets {
+		elems, err := conn.GetSetElements(s)
+		if err != nil {
+			return c, true, fmt.Errorf("nft: list elements of %s: %w", s.Name, err)
+		}
+		n := 0
+		for _, e := range elems {
+			if !e.IntervalEnd || s.Concatenation || s.IsMap {
+				n++
+			}
+		}
+		c.Sets[s.Name] = n
+	}
+	return c, true, nil
+}

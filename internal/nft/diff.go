@@ -1,0 +1,264 @@
+package nft
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Delta is the difference between two models, as Update applies it.
+type Delta struct {
+	// Deny is the new model's final verdict.
+	Deny Deny
+	// AddSets and DelSets are sets that only the new (old) model has.
+	AddSets, DelSets []*Set
+	// ReplaceSets are sets of both models that are deleted and created
+	// anew, because that is cheaper than deleting their elements one by
+	// one (see replaceThreshold); their chains are in ReplaceChains.
+	ReplaceSets []*Set
+	// AddChains and DelChains are per-pod chains that only the new (old)
+	// model has; ReplaceChains are chains of both whose rules differ, or
+	// whose sets are replaced (they are flushed and refilled).
+	AddChains, DelChains, ReplaceChains []*Chain
+	// SetChanges are element changes of sets both models have, sorted by
+	// set name.
+	SetChanges []SetChange
+	// MapChanges are element changes of the verdict maps.
+	MapChanges []MapChange
+}
+
+// SetChange is the elements to delete from and add to one set.
+type SetChange struct {
+	Set      *Set // the new set
+	Del, Add []Element
+}
+
+// MapChange is the elements to delete from and add to one verdict map.
+type MapChange struct {
+	Map      *VMap // the new map
+	Del, Add []VMapElement
+}
+
+// Empty reports whether the models are equal.
+func (d *Delta) Empty() bool {
+	return len(d.AddSets)+len(d.DelSets)+len(d.ReplaceSets)+len(d.AddChains)+len(d.DelChains)+len(d.ReplaceChains)+
+		len(d.SetChanges)+len(d.MapChanges) == 0
+}
+
+// String summarises the delta, e.g. for logs.
+func (d *Delta) String() string {
+	var elAdd, elDel, mAdd, mDel int
+	for _, c := range d.SetChanges {
+		elAdd += len(c.Add)
+		elDel += len(c.Del)
+	}
+	for _, c := range d.MapChanges {
+		mAdd += len(c.Add)
+		mDel += len(c.Del)
+	}
+	return fmt.Sprintf("chains +%d -%d ~%d, sets +%d -%d ~%d, set elements +%d -%d, map elements +%d -%d",
+		len(d.AddChains), len(d.DelChains), len(d.ReplaceChains), len(d.AddSets), len(d.DelSets), len(d.ReplaceSets),
+		elAdd, elDel, mAdd, mDel)
+}
+
+// replaceThreshold is the number of deletions from a concatenated interval
+// set beyond which Update recreates the set instead: the kernel's pipapo
+// backend rebuilds its lookup tables for every deleted element, so deleting
+// many elements from a large set takes far longer than loading it anew.
+const replaceThreshold = 1
+
+// Diff returns what turns the ruleset old into new. Both must be rendered
+// models (sorted as Render sorts them).
+func Diff(old, new *Model) *Delta {
+	d := &Delta{Deny: new.Deny}
+	replaced := map[string]bool{} // chains whose sets are replaced
+	// Sets.
+	oldSets := map[string]*Set{}
+	for _, s := range old.Sets {
+		oldSets[s.Name] = s
+	}
+	for _, s := range new.Sets {
+		o, ok := oldSets[s.Name]
+		delete(oldSets, s.Name)
+		if !ok {
+			d.AddSets = append(d.AddSets, s)
+			continue
+		}
+		del, add := diffElements(o.Elements, s.Elements)
+		switch {
+		case s.Ports && len(del) > replaceThreshold:
+			d.ReplaceSets = append(d.ReplaceSets, s)
+			replaced[s.Chain] = true
+		case len(del)+len(add) > 0:
+			d.SetChanges = append(d.SetChanges, SetChange{Set: s, Del: del, Add: add})
+		}
+	}
+	for _, s := range old.Sets {
+		if _, gone := oldSets[s.Name]; gone {
+			d.DelSets = append(d.DelSets, s)
+		}
+	}
+	// Chains.
+	oldChains := map[string]*Chain{}
+	for _, c := range old.Chains {
+		oldChains[c.Name] = c
+	}
+	for _, c := range new.Chains {
+		o, ok := oldChains[c.Name]
+		delete(oldChains, c.Name)
+		switch {
+		case !ok:
+			d.AddChains = append(d.AddChains, c)
+		case !slices.Equal(o.Rules, c.Rules) || old.Deny != new.Deny || replaced[c.Name]:
+			d.ReplaceChains = append(d.ReplaceChains, c)
+		}
+	}
+	for _, c := range old.Chains {
+		if _, gone := oldChains[c.Name]; gone {
+			d.DelChains = append(d.DelChains, c)
+		}
+	}
+	// Maps.
+	for _, vm := range new.Maps {
+		var oldElems []VMapElement
+		if o := old.Map(vm.Name); o != nil {
+			oldElems = o.Elements
+		}
+		if del, add := diffVMap(oldElems, vm.Elements); len(del)+len(add) > 0 {
+			d.MapChanges = append(d.MapChanges, MapChange{Map: vm, Del: del, Add: add})
+		}
+	}
+	return d
+}
+
+// diffElements compares two sorted element lists; an element whose
+// comment changed is deleted and added again.
+func diffElements(old, new []Element) (del, add []Element) {
+	if slices.Equal(old, new) {
+		return nil, nil
+	}
+	in := make(map[Element]bool, len(new))
+	for _, e := range new {
+		in[e] = true
+	}
+	was := make(map[Element]bool, len(old))
+	for _, e := range old {
+		was[e] = true
+		if !in[e] {
+			del = append(del, e)
+		}
+	}
+	for _, e := range new {
+		if !was[e] {
+			add = append(add, e)
+		}
+	}
+	return del, add
+}
+
+func diffVMap(old, new []VMapElement) (del, add []VMapElement) {
+	if slices.Equal(old, new) {
+		return nil, nil
+	}
+	in := make(map[VMapElement]bool, len(new))
+	for _, e := range new {
+		in[e] = true
+	}
+	was := make(map[VMapElement]bool, len(old))
+	for _, e := range old {
+		was[e] = true
+		if !in[e] {
+			del = append(del, e)
+		}
+	}
+	for _, e := range new {
+		if !was[e] {
+			add = append(add, e)
+		}
+	}
+	return del, add
+}
+
+// queue adds the delta to a batch, ordered so that no step depends on a
+// later one: new sets (with their elements) and chains first, then changed
+// chains and set elements, then the verdict maps (a map element jumps only
+// to a chain that exists, and leaves a chain before it is deleted), then
+// the deletion of chains and sets nothing refers to any more. The kernel
+// applies the batch as one transaction, so packets see either the old or
+// the new ruleset.
+func (d *Delta) queue(b *batch) {
+	for _, s := range d.AddSets {
+		b.addSet(s)
+	}
+	for _, c := range d.AddChains {
+		b.addChain(c, d.Deny)
+	}
+	// Changed chains are emptied first, so that the sets being replaced
+	// are no longer referenced when they are deleted and created anew.
+	for _, c := range d.ReplaceChains {
+		b.c.FlushChain(b.chain(c.Name))
+		b.msgs++
+	}
+	for _, s := range d.ReplaceSets {
+		b.c.DelSet(b.existing(s.Name))
+		b.msgs++
+	}
+	for _, s := range d.ReplaceSets {
+		b.addSet(s)
+	}
+	for _, c := range d.ReplaceChains {
+		b.addRules(b.chain(c.Name), c, d.Deny)
+	}
+	for _, sc := range d.SetChanges {
+		ns := b.existing(sc.Set.Name)
+		b.elements(ns, setElements(sc.Set, sc.Del), true)
+		b.elements(ns, setElements(sc.Set, sc.Add), false)
+	}
+	for _, mc := range d.MapChanges {
+		ns := b.existing(mc.Map.Name)
+		b.elements(ns, vmapElements(mc.Del), true)
+		b.elements(ns, vmapElements(mc.Add), false)
+	}
+	for _, c := range d.DelChains {
+		ch := b.chain(c.Name)
+		b.c.FlushChain(ch)
+		b.c.DelChain(ch)
+		b.msgs += 2
+	}
+	for _, s := range d.DelSets {
+		b.c.DelSet(b.existing(s.Name))
+		b.msgs++
+	}
+}
+
+// Names returns the names of the chains and sets a delta touches, for
+// tests and logs.
+func (d *Delta) Names() []string {
+	var out []string
+	for _, s := range d.AddSets {
+		out = append(out, "+set "+s.Name)
+	}
+	for _, s := range d.DelSets {
+		out = append(out, "-set "+s.Name)
+	}
+	for _, c := range d.AddChains {
+		out = append(out, "+chain "+c.Name)
+	}
+	for _, c := range d.DelChains {
+		out = append(out, "-chain "+c.Name)
+	}
+	for _, c := range d.ReplaceChains {
+		out = append(out, "~chain "+c.Name)
+	}
+	for _, s := range d.ReplaceSets {
+		out = append(out, "=set "+s.Name)
+	}
+	for _, c := range d.SetChanges {
+		out = append(out, fmt.Sprintf("~set %s +%d -%d", c.Set.Name, len(c.Add), len(c.Del)))
+	}
+	for _, c := range d.MapChanges {
+		out = append(out, fmt.Sprintf("~map %s +%d -%d", c.Map.Name, len(c.Add), len(c.Del)))
+	}
+	slices.SortFunc(out, strings.Compare)
+	return out
+}

@@ -1,0 +1,306 @@
+package nft
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/netfence/netfence/internal/cluster"
+)
+
+// TestMain fails the run if a netfence table shows up in the root network
+// namespace, which the tests must never touch.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("nft", "list", "tables").Output(); err == nil && strings.Contains(string(out), TableName) {
+			fmt.Fprintf(os.Stderr, "FAIL: a %s table exists in the root network namespace:\n%s", TableName, out)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func TestCheckKernel(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	if err := a.CheckKernel(); err != nil {
+		t.Fatal(err)
+	}
+	if out := ns.nft(t, "", "list", "tables"); strings.TrimSpace(out) != "" {
+		t.Fatalf("CheckKernel left tables behind:\n%s", out)
+	}
+}
+
+func smallGen() genParams {
+	return genParams{Namespaces: 3, Pods: 60, Nodes: 2, Policies: 15, DualStack: true}
+}
+
+func TestFullSync(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	models := goldenModels()
+	models["generated"] = render(genCluster(1, smallGen()), Options{Node: "node-0"})
+	for _, name := range []string{"empty", "shop-node-a", "shop-node-b-reject", "shop-all", "generated"} {
+		m := models[name]
+		if err := a.FullSync(m); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		compareListings(t, name, expected(m), ns.list(t))
+		c, ok, err := a.Counts()
+		if err != nil || !ok {
+			t.Fatalf("%s: Counts: %v %v", name, ok, err)
+		}
+		want := m.Counts()
+		if fmt.Sprint(c) != fmt.Sprint(want) {
+			t.Fatalf("%s: live counts %v, want %v", name, c, want)
+		}
+	}
+}
+
+// TestTextMatchesNetlink loads Text with nft in one namespace and applies
+// the same model over netlink in another: nft must read back the same.
+func TestTextMatchesNetlink(t *testing.T) {
+	viaNft, viaNetlink := newNetNS(t), newNetNS(t)
+	a := viaNetlink.applier(t)
+	models := goldenModels()
+	models["generated"] = render(genCluster(2, smallGen()), Options{Node: "node-1", Deny: DenyReject})
+	for name, m := range models {
+		viaNft.nft(t, m.Text(), "-f", "-")
+		if err := a.FullSync(m); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		compareListings(t, name, viaNft.list(t), viaNetlink.list(t))
+	}
+	// The script replaces whatever table was there.
+	viaNft.nft(t, models["empty"].Text(), "-f", "-")
+	compareListings(t, "empty after shop", expected(models["empty"]), viaNft.list(t))
+}
+
+// mutate changes a cluster the way a watch would: a label, a pod coming
+// or going, an address, a policy coming or going.
+func mutate(r *rand.Rand, c *cluster.Cluster, g genParams, step int) (*cluster.Cluster, string) {
+	pods := append([]*cluster.Pod(nil), c.Pods...)
+	nps := append([]*networkingv1.NetworkPolicy(nil), c.Policies...)
+	var what string
+	switch r.IntN(6) {
+	case 0, 1:
+		i := r.IntN(len(pods))
+		cp := *pods[i]
+		cp.Labels = labels.Set{}
+		for k, v := range pods[i].Labels {
+			cp.Labels[k] = v
+		}
+		cp.Labels["app"] = genApps[r.IntN(len(genApps))]
+		pods[i] = &cp
+		what = "relabel " + cp.Key()
+	case 2:
+		i := r.IntN(len(pods))
+		what = "delete pod " + pods[i].Key()
+		pods = append(pods[:i], pods[i+1:]...)
+	case 3:
+		p := genPodList(r, genParams{Namespaces: g.Namespaces, Pods: 1, Nodes: g.Nodes, DualStack: true})[0]
+		p.Name = fmt.Sprintf("new-%d", step)
+		p.IPs = []netip.Addr{netip.AddrFrom4([4]byte{10, 99, 0, byte(step)}), netip.MustParseAddr(fmt.Sprintf("fd00:99::%x", step))}
+		pods = append(pods, p)
+		what = "add pod " + p.Key()
+	case 4:
+		i := r.IntN(len(nps))
+		what = "delete policy " + nps[i].Name
+		nps = append(nps[:i], nps[i+1:]...)
+	case 5:
+		np := genPolicy(r, g, 1000+step)
+		nps = append(nps, np)
+		what = "add policy " + np.Name
+	}
+	var nss []*cluster.Namespace
+	for _, ns := range c.Namespaces {
+		nss = append(nss, ns)
+	}
+	return cluster.New(nss, pods, nps), what
+}
+
+// TestUpdateEqualsFullSync applies a chain of random changes with Update in
+// one namespace and with FullSync in another; after every step nft must
+// read back the same ruleset, and it must be the model's.
+func TestUpdateEqualsFullSync(t *testing.T) {
+	steps := 40
+	if testing.Short() {
+		steps = 10
+	}
+	incr, full := newNetNS(t), newNetNS(t)
+	ai, af := incr.applier(t), full.applier(t)
+	g := smallGen()
+	r := rand.New(rand.NewPCG(3, 3))
+	c := genCluster(3, g)
+	opts := Options{Node: "node-0"}
+	prev := render(c, opts)
+	if err := ai.FullSync(prev); err != nil {
+		t.Fatal(err)
+	}
+	nonEmpty := 0
+	for step := 0; step < steps; step++ {
+		var what string
+		c, what = mutate(r, c, g, step)
+		if step%9 == 4 {
+			opts.Deny = 1 - opts.Deny
+			what += ", deny " + opts.Deny.String()
+		}
+		next := render(c, opts)
+		d := Diff(prev, next)
+		if !d.Empty() {
+			nonEmpty++
+		}
+		if err := ai.Update(prev, next); err != nil {
+			t.Fatalf("step %d (%s): Update: %v\ndelta: %s", step, what, err, d)
+		}
+		if err := af.FullSync(next); err != nil {
+			t.Fatalf("step %d (%s): FullSync: %v", step, what, err)
+		}
+		got := incr.list(t)
+		compareListings(t, fmt.Sprintf("step %d (%s): update vs full sync", step, what), full.list(t), got)
+		compareListings(t, fmt.Sprintf("step %d (%s): update vs model", step, what), expected(next), got)
+		prev = next
+	}
+	if nonEmpty < steps/2 {
+		t.Fatalf("only %d of %d steps changed the ruleset", nonEmpty, steps)
+	}
+}
+
+// TestUpdateMergesIntervals moves addresses into and out of merged
+// intervals, so that Update deletes and re-adds overlapping intervals in
+// one transaction (rbtree and pipapo sets).
+func TestUpdateMergesIntervals(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	mk := func(addrs ...string) *Model {
+		var pods []*cluster.Pod
+		for i, ip := range addrs {
+			pods = append(pods, pod("x", fmt.Sprintf("peer-%d", i), "n", map[string]string{"role": "peer"}, ip))
+		}
+		pods = append(pods, pod("x", "target", "n", map[string]string{"role": "target"}, "10.0.0.100", "fd00::100"))
+		np := netpol("x", "allow", sel("role", "target"))
+		ingress(np, peers(podPeer(sel("role", "peer"), nil)))
+		ingress(np, peers(podPeer(sel("role", "peer"), nil)), npPort(tcp, 80))
+		ingress(np, peers(blockPeer("10.0.0.0/29")), npPort(tcp, 81))
+		return render(cluster.New(nil, pods, []*networkingv1.NetworkPolicy{np}), Options{AllLocal: true})
+	}
+	seq := []*Model{
+		mk("10.0.0.1", "10.0.0.3", "fd00::1", "fd00::3"),
+		mk("10.0.0.1", "10.0.0.2", "10.0.0.3", "fd00::1", "fd00::2", "fd00::3"), // merge into one interval
+		mk("10.0.0.1", "10.0.0.3", "fd00::3"),                                   // split again
+		mk("10.0.0.2", "10.0.0.3", "10.0.0.4", "fd00::2"),
+		mk("255.255.255.255", "::"),
+		mk(),
+		mk("10.0.0.7", "10.0.0.8"),
+	}
+	if err := a.FullSync(seq[0]); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(seq); i++ {
+		if err := a.Update(seq[i-1], seq[i]); err != nil {
+			t.Fatalf("step %d: %v\ndelta: %s", i, err, Diff(seq[i-1], seq[i]))
+		}
+		compareListings(t, fmt.Sprintf("step %d", i), expected(seq[i]), ns.list(t))
+	}
+}
+
+func TestCleanup(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	if err := a.Cleanup(); err != nil {
+		t.Fatalf("Cleanup without a table: %v", err)
+	}
+	if err := a.FullSync(goldenModels()["shop-all"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if out := ns.nft(t, "", "list", "ruleset"); strings.TrimSpace(out) != "" {
+		t.Fatalf("Cleanup left:\n%s", out)
+	}
+	if _, ok, err := a.Counts(); ok || err != nil {
+		t.Fatalf("Counts after Cleanup: ok=%v err=%v", ok, err)
+	}
+}
+
+// TestUpdateErrorIsAtomic checks that a failing transaction changes
+// nothing: an Update whose old model is not what the kernel holds.
+func TestUpdateErrorIsAtomic(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	models := goldenModels()
+	if err := a.FullSync(models["shop-node-a"]); err != nil {
+		t.Fatal(err)
+	}
+	before := ns.list(t)
+	// Pretend the kernel holds shop-node-b-reject: deleting its chains fails.
+	err := a.Update(models["shop-node-b-reject"], models["shop-all"])
+	if err == nil {
+		t.Fatal("Update from a wrong old model succeeded")
+	}
+	t.Logf("expected error: %v", err)
+	compareListings(t, "after failed update", before, ns.list(t))
+}
+
+func TestApplierClosed(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.FullSync(goldenModels()["empty"]); err == nil {
+		t.Fatal("FullSync on a closed applier succeeded")
+	}
+}
+
+// TestLargeSets applies sets that need several netlink messages each, and
+// an update that replaces large concatenated sets.
+func TestLargeSets(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	g := genParams{Namespaces: 5, Pods: 2000, Nodes: 20, Policies: 60}
+	c := genCluster(5, g)
+	m := render(c, Options{Node: "node-0"})
+	if err := a.FullSync(m); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, m *Model) {
+		t.Helper()
+		live, ok, err := a.Counts()
+		if err != nil || !ok {
+			t.Fatalf("%s: Counts: %v %v", what, ok, err)
+		}
+		if fmt.Sprint(live) != fmt.Sprint(m.Counts()) {
+			t.Fatalf("%s: live counts differ from the model", what)
+		}
+	}
+	check("full sync", m)
+	t.Logf("%d chains, %d sets, %d elements", len(m.Chains), len(m.Sets), m.Counts().Elements())
+	r := rand.New(rand.NewPCG(5, 5))
+	replaced := 0
+	for step := 0; step < 6; step++ {
+		p := c.Pods[r.IntN(len(c.Pods))]
+		c = relabel(c, p.Key(), genApps[r.IntN(len(genApps))])
+		next := render(c, Options{Node: "node-0"})
+		d := Diff(m, next)
+		replaced += len(d.ReplaceSets)
+		if err := a.Apply(d); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		check(fmt.Sprintf("step %d (%s)", step, d), next)
+		m = next
+	}
+	if replaced == 0 {
+		t.Log("no set was replaced")
+	}
+	compareListings(t, "after updates", expected(m), ns.list(t))
+}

@@ -1,0 +1,509 @@
+// Package nft is netfence's nftables dataplane: it renders the compiled
+// policies of a cluster (policy.Set) into an nftables ruleset for the pods of
+// one node (Render, a pure and deterministic Model), prints that ruleset as
+// an `nft -f` script (Model.Text), and applies it to a network namespace over
+// netlink (Applier), either whole (FullSync) or as the difference between two
+// models (Update).
+//
+// # Ruleset
+//
+// Everything lives in one table, inet netfence:
+//
+//   - base chain forward (hook forward, priority filter, policy accept):
+//     established and related traffic is accepted, invalid traffic dropped,
+//     then the source address is looked up in the verdict maps egress4 and
+//     egress6 and the destination address in ingress4 and ingress6;
+//   - base chain input (hook input): the same without the ingress maps, so
+//     that a pod's egress policy also governs traffic to the node itself.
+//     Traffic the node originates (kubelet probes) crosses neither hook;
+//   - the verdict maps map the address of each local pod that is isolated
+//     in that direction to a jump to the pod's chain for that direction;
+//   - a pod's chain (in-HASH or out-HASH) accepts (ingress) or returns
+//     (egress, so that the destination's ingress check follows) when the
+//     peer address is in the pod's address set (allowed on every protocol
+//     and port), or when peer address . protocol . destination port is in
+//     the pod's concatenated interval set; anything else meets the final
+//     verdict (drop, or reject).
+//
+// A packet therefore costs one map lookup and at most two set lookups per
+// direction, however many policies there are.
+package nft
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/policy"
+)
+
+// TableName is the name of netfence's table (family inet).
+const TableName = "netfence"
+
+// Names of the base chains and verdict maps.
+const (
+	ChainForward = "forward"
+	ChainInput   = "input"
+	MapIngress4  = "ingress4"
+	MapIngress6  = "ingress6"
+	MapEgress4   = "egress4"
+	MapEgress6   = "egress6"
+)
+
+// maxComment is the longest comment nft accepts.
+const maxComment = 128
+
+// Family is an address family.
+type Family uint8
+
+// Address families.
+const (
+	IPv4 Family = 4
+	IPv6 Family = 6
+)
+
+func familyOf(a netip.Addr) Family {
+	if a.Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// ip returns the nft keyword of the family's network header.
+func (f Family) ip() string {
+	if f == IPv4 {
+		return "ip"
+	}
+	return "ip6"
+}
+
+func (f Family) addrType() string {
+	if f == IPv4 {
+		return "ipv4_addr"
+	}
+	return "ipv6_addr"
+}
+
+// Deny is how a per-pod chain ends traffic no policy allows.
+type Deny uint8
+
+const (
+	// DenyDrop drops the packet silently (the default).
+	DenyDrop Deny = iota
+	// DenyReject answers TCP with a reset and anything else with an ICMP
+	// administratively-prohibited error, so clients fail fast.
+	DenyReject
+)
+
+func (d Deny) String() string {
+	if d == DenyReject {
+		return "reject"
+	}
+	return "drop"
+}
+
+// Options choose what Render renders.
+type Options struct {
+	// Node is the node whose pods are rendered: pods whose NodeName is
+	// Node, active and not on the host network.
+	Node string
+	// AllLocal renders every active pod-network pod, whatever its node
+	// (single-node setups and tests).
+	AllLocal bool
+	// Deny is the final verdict of the per-pod chains.
+	Deny Deny
+}
+
+// Model is a rendered ruleset: pure data, deterministic for equal input.
+type Model struct {
+	// Deny is the final verdict of the per-pod chains.
+	Deny Deny
+	// Maps are the four verdict maps, in the order egress4, egress6,
+	// ingress4, ingress6; each exists even when empty.
+	Maps []*VMap
+	// Sets are the per-pod sets, sorted by name. Empty sets are left out.
+	Sets []*Set
+	// Chains are the per-pod chains, sorted by name.
+	Chains []*Chain
+}
+
+// VMap is a verdict map from a local pod's address to its chain.
+type VMap struct {
+	Name   string
+	Family Family
+	// Elements are sorted by address.
+	Elements []VMapElement
+}
+
+// VMapElement sends packets of one pod address to the pod's chain.
+type VMapElement struct {
+	Addr    netip.Addr
+	Chain   string
+	Comment string
+}
+
+// Set is a per-pod interval set of peers.
+type Set struct {
+	Name string
+	// Chain is the per-pod chain whose rule looks the set up.
+	Chain  string
+	Family Family
+	// Ports is true for a concatenated address . inet_proto . inet_service
+	// set; false for an address set.
+	Ports bool
+	// Elements are disjoint, in policy.Normalized order: by address for an
+	// address set; by protocol, port range, then address for a ports set.
+	Elements []Element
+}
+
+// Element is an address range, or for a Ports set an address range times
+// a protocol times a port range.
+type Element struct {
+	Addrs            policy.AddrRange
+	Proto            uint8
+	FromPort, ToPort uint16
+	// Comment names the policy rules that contribute to the element.
+	Comment string
+}
+
+// RuleKind is the shape of a per-pod chain's rule.
+type RuleKind uint8
+
+// Rule kinds.
+const (
+	// RuleAddr matches the peer address against an address set.
+	RuleAddr RuleKind = iota
+	// RuleAddrPort matches peer address . l4proto . th dport against a
+	// concatenated interval set.
+	RuleAddrPort
+	// RuleTCPReset rejects TCP with a reset (part of DenyReject).
+	RuleTCPReset
+	// RuleDeny is the final drop, or ICMPX reject.
+	RuleDeny
+)
+
+// Rule is one rule of a per-pod chain.
+type Rule struct {
+	Kind RuleKind
+	// Family and Set are set for RuleAddr and RuleAddrPort.
+	Family Family
+	Set    string
+	// Egress rules match the destination address and return; ingress
+	// rules match the source address and accept.
+	Egress  bool
+	Comment string
+}
+
+// Chain is the chain of one local pod for one direction.
+type Chain struct {
+	Name      string
+	Pod       string
+	Direction policy.Direction
+	Rules     []Rule
+}
+
+// Map returns the verdict map of that name, or nil.
+func (m *Model) Map(name string) *VMap {
+	for _, vm := range m.Maps {
+		if vm.Name == name {
+			return vm
+		}
+	}
+	return nil
+}
+
+// Set returns the set of that name, or nil.
+func (m *Model) Set(name string) *Set {
+	i, ok := slices.BinarySearchFunc(m.Sets, name, func(s *Set, n string) int { return strings.Compare(s.Name, n) })
+	if !ok {
+		return nil
+	}
+	return m.Sets[i]
+}
+
+// Chain returns the per-pod chain of that name, or nil.
+func (m *Model) Chain(name string) *Chain {
+	i, ok := slices.BinarySearchFunc(m.Chains, name, func(c *Chain, n string) int { return strings.Compare(c.Name, n) })
+	if !ok {
+		return nil
+	}
+	return m.Chains[i]
+}
+
+// Counts is the size of a ruleset: rules per chain and elements per set
+// or map, base chains included. An element of an address set is one
+// interval, whatever its kernel encoding.
+type Counts struct {
+	Chains map[string]int
+	Sets   map[string]int
+}
+
+// Elements returns the total number of set and map elements.
+func (c Counts) Elements() int {
+	n := 0
+	for _, v := range c.Sets {
+		n += v
+	}
+	return n
+}
+
+// Rules returns the total number of rules.
+func (c Counts) Rules() int {
+	n := 0
+	for _, v := range c.Chains {
+		n += v
+	}
+	return n
+}
+
+// Counts returns the size of the ruleset the model describes.
+func (m *Model) Counts() Counts {
+	c := Counts{Chains: map[string]int{}, Sets: map[string]int{}}
+	c.Chains[ChainForward] = len(baseRules(ChainForward))
+	c.Chains[ChainInput] = len(baseRules(ChainInput))
+	for _, ch := range m.Chains {
+		c.Chains[ch.Name] = len(ch.Rules)
+	}
+	for _, vm := range m.Maps {
+		c.Sets[vm.Name] = len(vm.Elements)
+	}
+	for _, s := range m.Sets {
+		c.Sets[s.Name] = len(s.Elements)
+	}
+	return c
+}
+
+// Render builds the ruleset for the local pods of s's cluster.
+func Render(s *policy.Set, opts Options) *Model {
+	m := &Model{Deny: opts.Deny}
+	maps := map[string]*VMap{}
+	for _, n := range []struct {
+		name string
+		fam  Family
+	}{{MapEgress4, IPv4}, {MapEgress6, IPv6}, {MapIngress4, IPv4}, {MapIngress6, IPv6}} {
+		vm := &VMap{Name: n.name, Family: n.fam}
+		maps[n.name] = vm
+		m.Maps = append(m.Maps, vm)
+	}
+	res := policy.NewResolver(s)
+	names := map[string]string{} // hash prefix -> pod key
+	for _, pod := range s.Cluster.Pods {
+		if ok, _ := pod.Active(); !ok || pod.HostNetwork || (!opts.AllLocal && pod.NodeName != opts.Node) {
+			continue
+		}
+		addrs := ownAddrs(s.Cluster, pod)
+		if len(addrs) == 0 {
+			continue
+		}
+		id := podID(pod.Key(), names)
+		for _, dir := range policy.Directions {
+			a := res.Resolve(pod, dir)
+			if a == nil {
+				continue
+			}
+			ch, sets := renderChain(a, id, addrs, opts.Deny)
+			m.Chains = append(m.Chains, ch)
+			m.Sets = append(m.Sets, sets...)
+			for _, ip := range addrs {
+				name := MapIngress4
+				switch {
+				case dir == policy.Ingress && !ip.Is4():
+					name = MapIngress6
+				case dir == policy.Egress && ip.Is4():
+					name = MapEgress4
+				case dir == policy.Egress:
+					name = MapEgress6
+				}
+				vm := maps[name]
+				vm.Elements = append(vm.Elements, VMapElement{Addr: ip, Chain: ch.Name, Comment: truncate(pod.Key())})
+			}
+		}
+	}
+	for _, vm := range m.Maps {
+		slices.SortFunc(vm.Elements, func(a, b VMapElement) int { return a.Addr.Compare(b.Addr) })
+	}
+	slices.SortFunc(m.Sets, func(a, b *Set) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(m.Chains, func(a, b *Chain) int { return strings.Compare(a.Name, b.Name) })
+	return m
+}
+
+// ownAddrs returns the pod's addresses that the cluster attributes to it,
+// sorted; an address claimed by two pods belongs to one.
+func ownAddrs(c *cluster.Cluster, pod *cluster.Pod) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range pod.IPs {
+		ip = ip.Unmap()
+		if c.PodByIP(ip) == pod && !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// podID returns a stable short name for a pod: the first 12 hex digits of
+// the SHA-256 of "namespace/name", longer only if that collides with a pod
+// named before.
+func podID(key string, taken map[string]string) string {
+	sum := sha256.Sum256([]byte(key))
+	h := hex.EncodeToString(sum[:])
+	for n := 12; ; n += 4 {
+		id := h[:n]
+		if owner, ok := taken[id]; !ok || owner == key || n >= len(h) {
+			taken[id] = key
+			return id
+		}
+	}
+}
+
+// ChainName returns the name of a pod's chain for a direction, as Render
+// names it when no other pod collides with it.
+func ChainName(podKey string, dir policy.Direction) string {
+	return chainPrefix(dir) + podID(podKey, map[string]string{})
+}
+
+func chainPrefix(dir policy.Direction) string {
+	if dir == policy.Egress {
+		return "out-"
+	}
+	return "in-"
+}
+
+func dirWord(dir policy.Direction) string {
+	if dir == policy.Egress {
+		return "egress"
+	}
+	return "ingress"
+}
+
+func renderChain(a *policy.Allowance, id string, addrs []netip.Addr, deny Deny) (*Chain, []*Set) {
+	egress := a.Direction == policy.Egress
+	ch := &Chain{Name: chainPrefix(a.Direction) + id, Pod: a.Pod.Key(), Direction: a.Direction}
+	var pols []string
+	for _, p := range a.Isolating {
+		pols = append(pols, p.Name)
+	}
+	what := fmt.Sprintf("%s %s", a.Pod.Key(), dirWord(a.Direction))
+	by := "; isolated by " + strings.Join(pols, ", ")
+	n := a.Normalize()
+	var sets []*Set
+	for _, fam := range []Family{IPv4, IPv6} {
+		if !slices.ContainsFunc(addrs, func(ip netip.Addr) bool { return familyOf(ip) == fam }) {
+			continue // the chain never sees this family
+		}
+		all := &Set{Name: fmt.Sprintf("%s-a%d", ch.Name, fam), Chain: ch.Name, Family: fam}
+		for _, s := range n.All {
+			if familyOf(s.From) == fam {
+				all.Elements = append(all.Elements, Element{Addrs: s.AddrRange, Comment: sourcesComment(s.Sources)})
+			}
+		}
+		ports := &Set{Name: fmt.Sprintf("%s-p%d", ch.Name, fam), Chain: ch.Name, Family: fam, Ports: true}
+		for _, r := range n.Ports {
+			if familyOf(r.Addrs.From) == fam {
+				ports.Elements = append(ports.Elements, Element{
+					Addrs: r.Addrs, Proto: protoNumber(r.Protocol),
+					FromPort: uint16(r.FromPort), ToPort: uint16(r.ToPort),
+					Comment: sourcesComment(r.Sources),
+				})
+			}
+		}
+		if len(all.Elements) > 0 {
+			sets = append(sets, all)
+			ch.Rules = append(ch.Rules, Rule{Kind: RuleAddr, Family: fam, Set: all.Name, Egress: egress,
+				Comment: truncate(what + ": peers allowed on all ports" + by)})
+		}
+		if len(ports.Elements) > 0 {
+			sets = append(sets, ports)
+			ch.Rules = append(ch.Rules, Rule{Kind: RuleAddrPort, Family: fam, Set: ports.Name, Egress: egress,
+				Comment: truncate(what + ": peers allowed on listed ports" + by)})
+		}
+	}
+	if deny == DenyReject {
+		ch.Rules = append(ch.Rules, Rule{Kind: RuleTCPReset, Egress: egress, Comment: truncate(what + ": reset denied TCP" + by)})
+	}
+	ch.Rules = append(ch.Rules, Rule{Kind: RuleDeny, Egress: egress, Comment: truncate(what + ": deny the rest" + by)})
+	return ch, sets
+}
+
+// protoNumber returns the IANA number of a Kubernetes protocol.
+func protoNumber(p corev1.Protocol) uint8 {
+	switch p {
+	case corev1.ProtocolUDP:
+		return 17
+	case corev1.ProtocolSCTP:
+		return 132
+	}
+	return 6
+}
+
+func protoName(n uint8) string {
+	switch n {
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 132:
+		return "sctp"
+	}
+	return fmt.Sprint(n)
+}
+
+// sourcesComment names the policy rules behind an element, e.g.
+// "allow-web ingress[0], allow-dns ingress[1]", within nft's comment limit.
+func sourcesComment(srcs []policy.RuleMatch) string {
+	if len(srcs) == 1 {
+		return truncate(ruleRef(srcs[0]))
+	}
+	var refs []string
+	for _, s := range srcs {
+		ref := ruleRef(s)
+		if !slices.Contains(refs, ref) {
+			refs = append(refs, ref)
+		}
+	}
+	out := ""
+	for i, ref := range refs {
+		sep := ""
+		if i > 0 {
+			sep = ", "
+		}
+		more := ""
+		if i+1 < len(refs) {
+			more = ", +" + strconv.Itoa(len(refs)-i-1) + " more"
+		}
+		if len(out)+len(sep)+len(ref)+len(more) > maxComment {
+			if i == 0 {
+				return truncate(ref)
+			}
+			return out + ", +" + strconv.Itoa(len(refs)-i) + " more"
+		}
+		out += sep + ref
+	}
+	return out
+}
+
+func ruleRef(s policy.RuleMatch) string {
+	return s.Policy.Name + " " + dirWord(s.Direction) + "[" + strconv.Itoa(s.Rule) + "]"
+}
+
+// truncate cuts a comment to nft's limit and removes characters nft
+// cannot quote.
+func truncate(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < ' ' || r > '~' {
+			return '_'
+		}
+		return r
+	}, s)
+	if len(s) > maxComment {
+		s = s[:maxComment-3] + "..."
+	}
+	return s
+}

@@ -1,0 +1,169 @@
+package nft
+
+import (
+	"fmt"
+	"strings"
+)
+
+// baseRule is one rule of a base chain.
+type baseRule struct {
+	kind    baseKind
+	fam     Family
+	egress  bool // for vmap rules: look up the source address
+	comment string
+}
+
+type baseKind uint8
+
+const (
+	baseEstablished baseKind = iota
+	baseInvalid
+	baseVMap
+)
+
+// mapName returns the verdict map a vmap base rule looks up.
+func (r baseRule) mapName() string {
+	dir := "ingress"
+	if r.egress {
+		dir = "egress"
+	}
+	return fmt.Sprintf("%s%d", dir, r.fam)
+}
+
+// baseRules returns the rules of a base chain, in order.
+func baseRules(chain string) []baseRule {
+	rules := []baseRule{
+		{kind: baseEstablished, comment: "netfence: replies and related traffic of allowed connections"},
+		{kind: baseInvalid, comment: "netfence: invalid packets"},
+		{kind: baseVMap, fam: IPv4, egress: true, comment: "netfence: egress policy of isolated local pods"},
+		{kind: baseVMap, fam: IPv6, egress: true, comment: "netfence: egress policy of isolated local pods"},
+	}
+	if chain == ChainForward {
+		rules = append(rules,
+			baseRule{kind: baseVMap, fam: IPv4, comment: "netfence: ingress policy of isolated local pods"},
+			baseRule{kind: baseVMap, fam: IPv6, comment: "netfence: ingress policy of isolated local pods"},
+		)
+	}
+	return rules
+}
+
+func (r baseRule) text() string {
+	var s string
+	switch r.kind {
+	case baseEstablished:
+		s = "ct state established,related accept"
+	case baseInvalid:
+		s = "ct state invalid drop"
+	default:
+		field := "daddr"
+		if r.egress {
+			field = "saddr"
+		}
+		s = fmt.Sprintf("%s %s vmap @%s", r.fam.ip(), field, r.mapName())
+	}
+	return s + comment(r.comment)
+}
+
+func comment(c string) string {
+	if c == "" {
+		return ""
+	}
+	return fmt.Sprintf(" comment %q", c)
+}
+
+// text renders a per-pod rule in nft syntax.
+func (r Rule) text(deny Deny) string {
+	field, verdict := "saddr", "accept"
+	if r.Egress {
+		field, verdict = "daddr", "return"
+	}
+	var s string
+	switch r.Kind {
+	case RuleAddr:
+		s = fmt.Sprintf("%s %s @%s %s", r.Family.ip(), field, r.Set, verdict)
+	case RuleAddrPort:
+		s = fmt.Sprintf("%s %s . meta l4proto . th dport @%s %s", r.Family.ip(), field, r.Set, verdict)
+	case RuleTCPReset:
+		s = "meta l4proto tcp reject with tcp reset"
+	case RuleDeny:
+		s = "drop"
+		if deny == DenyReject {
+			s = "reject with icmpx admin-prohibited"
+		}
+	}
+	return s + comment(r.Comment)
+}
+
+// text renders a set element in nft syntax.
+func (e Element) text(ports bool) string {
+	s := e.Addrs.String()
+	if ports {
+		s += " . " + protoName(e.Proto) + " . " + fmt.Sprint(e.FromPort)
+		if e.ToPort != e.FromPort {
+			s += fmt.Sprintf("-%d", e.ToPort)
+		}
+	}
+	return s + comment(e.Comment)
+}
+
+// Text renders the model as an `nft -f` script that replaces the table
+// atomically: it creates the table if needed, deletes it and declares it
+// anew. The output is deterministic.
+func (m *Model) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s\ndelete table inet %s\ntable inet %s {\n", TableName, TableName, TableName)
+	// Sets first, then the chains that use them, then the maps that jump
+	// to the chains, then the base chains that use the maps.
+	for _, s := range m.Sets {
+		fmt.Fprintf(&b, "\tset %s {\n", s.Name)
+		if s.Ports {
+			fmt.Fprintf(&b, "\t\ttype %s . inet_proto . inet_service\n", s.Family.addrType())
+		} else {
+			fmt.Fprintf(&b, "\t\ttype %s\n", s.Family.addrType())
+		}
+		b.WriteString("\t\tflags interval\n")
+		if len(s.Elements) > 0 {
+			b.WriteString("\t\telements = {\n")
+			for i, e := range s.Elements {
+				b.WriteString("\t\t\t" + e.text(s.Ports))
+				if i+1 < len(s.Elements) {
+					b.WriteString(",")
+				}
+				b.WriteString("\n")
+			}
+			b.WriteString("\t\t}\n")
+		}
+		b.WriteString("\t}\n")
+	}
+	for _, c := range m.Chains {
+		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
+		for _, r := range c.Rules {
+			b.WriteString("\t\t" + r.text(m.Deny) + "\n")
+		}
+		b.WriteString("\t}\n")
+	}
+	for _, vm := range m.Maps {
+		fmt.Fprintf(&b, "\tmap %s {\n\t\ttype %s : verdict\n", vm.Name, vm.Family.addrType())
+		if len(vm.Elements) > 0 {
+			b.WriteString("\t\telements = {\n")
+			for i, e := range vm.Elements {
+				fmt.Fprintf(&b, "\t\t\t%s%s : jump %s", e.Addr, comment(e.Comment), e.Chain)
+				if i+1 < len(vm.Elements) {
+					b.WriteString(",")
+				}
+				b.WriteString("\n")
+			}
+			b.WriteString("\t\t}\n")
+		}
+		b.WriteString("\t}\n")
+	}
+	for _, name := range []string{ChainForward, ChainInput} {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority filter; policy accept;\n", name, name)
+		for _, r := range baseRules(name) {
+			b.WriteString("\t\t" + r.text() + "\n")
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}

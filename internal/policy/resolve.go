@@ -1,0 +1,695 @@
+package policy
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/netfence/netfence/internal/cluster"
+)
+
+// This file resolves the policy form into what one pod may exchange: the
+// dataplane's view. It follows eval.go exactly: a peer address belongs to
+// the pod Cluster.PodByIP names, when that pod is active, and is external
+// otherwise; pod peers match pod-network pods only; named ports resolve
+// against the destination (the pod itself for Ingress, each destination pod
+// for Egress) and never match external addresses.
+
+// AddrRange is an inclusive range of addresses of one family.
+type AddrRange struct {
+	From, To netip.Addr
+}
+
+// PrefixRange returns the addresses of a prefix as a range.
+func PrefixRange(p netip.Prefix) AddrRange {
+	p = p.Masked()
+	return AddrRange{From: p.Addr(), To: lastAddr(p)}
+}
+
+// Everything returns every IPv4 and every IPv6 address.
+func Everything() []AddrRange {
+	return []AddrRange{
+		PrefixRange(netip.PrefixFrom(netip.IPv4Unspecified(), 0)),
+		PrefixRange(netip.PrefixFrom(netip.IPv6Unspecified(), 0)),
+	}
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// Contains reports whether ip is in the range.
+func (r AddrRange) Contains(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return r.From.Compare(ip) <= 0 && ip.Compare(r.To) <= 0
+}
+
+// Is4 reports whether the range holds IPv4 addresses.
+func (r AddrRange) Is4() bool { return r.From.Is4() }
+
+// Prefix returns the prefix the range is exactly, if it is one.
+func (r AddrRange) Prefix() (netip.Prefix, bool) {
+	for bits := 0; bits <= r.From.BitLen(); bits++ {
+		p := netip.PrefixFrom(r.From, bits)
+		if p.Masked().Addr() == r.From && lastAddr(p) == r.To {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// String renders a single address, a prefix, or "from-to".
+func (r AddrRange) String() string {
+	if r.From == r.To {
+		return r.From.String()
+	}
+	if p, ok := r.Prefix(); ok {
+		return p.String()
+	}
+	return r.From.String() + "-" + r.To.String()
+}
+
+// overlaps reports whether two ranges share an address.
+func (r AddrRange) overlaps(o AddrRange) bool {
+	return r.From.Compare(o.To) <= 0 && o.From.Compare(r.To) <= 0
+}
+
+// touches reports whether o starts inside r or right after it.
+func (r AddrRange) touches(o AddrRange) bool {
+	if o.From.Compare(r.To) <= 0 {
+		return true
+	}
+	n := r.To.Next()
+	return n.IsValid() && n == o.From
+}
+
+func compareRanges(a, b AddrRange) int {
+	if c := a.From.Compare(b.From); c != 0 {
+		return c
+	}
+	return a.To.Compare(b.To)
+}
+
+// blockRanges returns an IPBlock as ranges: its CIDR minus its exceptions.
+func blockRanges(b *IPBlock) []AddrRange {
+	out := []AddrRange{PrefixRange(b.CIDR)}
+	for _, e := range b.Except {
+		out = subtractRange(out, PrefixRange(e))
+	}
+	return out
+}
+
+// subtractRange removes x from sorted disjoint ranges.
+func subtractRange(rs []AddrRange, x AddrRange) []AddrRange {
+	var out []AddrRange
+	for _, r := range rs {
+		if r.From.BitLen() != x.From.BitLen() || !r.overlaps(x) {
+			out = append(out, r)
+			continue
+		}
+		if r.From.Compare(x.From) < 0 {
+			out = append(out, AddrRange{From: r.From, To: x.From.Prev()})
+		}
+		if x.To.Compare(r.To) < 0 {
+			out = append(out, AddrRange{From: x.To.Next(), To: r.To})
+		}
+	}
+	return out
+}
+
+// Service is the traffic an allowance item covers: every protocol and port,
+// or one protocol and an inclusive range of its ports.
+type Service struct {
+	// AllProtocols means every protocol (TCP, UDP, SCTP, ICMP, ...) and
+	// every port; the other fields are then unused.
+	AllProtocols bool
+	Protocol     corev1.Protocol
+	// FromPort..ToPort is the port range, 0..65535 for every port.
+	FromPort, ToPort int32
+}
+
+// Matches reports whether the service covers proto/port.
+func (s Service) Matches(proto corev1.Protocol, port int32) bool {
+	return s.AllProtocols || (s.Protocol == proto && s.FromPort <= port && port <= s.ToPort)
+}
+
+func (s Service) String() string {
+	switch {
+	case s.AllProtocols:
+		return "all"
+	case s.FromPort == 0 && s.ToPort == 65535:
+		return fmt.Sprintf("%s/any", s.Protocol)
+	case s.FromPort == s.ToPort:
+		return fmt.Sprintf("%s/%d", s.Protocol, s.FromPort)
+	}
+	return fmt.Sprintf("%s/%d-%d", s.Protocol, s.FromPort, s.ToPort)
+}
+
+// Item is one thing an isolated pod may exchange: peer addresses times a
+// service, and the part of a policy that allows it.
+type Item struct {
+	// Addrs are the peer addresses: sources for Ingress, destinations for
+	// Egress. They are sorted and disjoint.
+	Addrs   []AddrRange
+	Service Service
+	// Source is the policy, rule, peer and port entry that produce the
+	// item (Peer and Port are -1 for a rule without peers or ports).
+	Source RuleMatch
+	// Pod is the destination pod an Egress named port was resolved
+	// against; nil otherwise.
+	Pod *cluster.Pod
+}
+
+// Allows reports whether the item covers traffic with peer ip on
+// proto/port.
+func (it *Item) Allows(ip netip.Addr, proto corev1.Protocol, port int32) bool {
+	if !it.Service.Matches(proto, port) {
+		return false
+	}
+	ip = ip.Unmap()
+	i, _ := slices.BinarySearchFunc(it.Addrs, ip, func(r AddrRange, ip netip.Addr) int {
+		return r.To.Compare(ip)
+	})
+	return i < len(it.Addrs) && it.Addrs[i].Contains(ip)
+}
+
+// Allowance is what a pod isolated in one direction may exchange: the
+// union of its items. Anything else is denied (in that direction).
+type Allowance struct {
+	Pod       *cluster.Pod
+	Direction Direction
+	// Isolating are the policies that isolate the pod in Direction.
+	Isolating []*Policy
+	Items     []Item
+}
+
+// Allows reports whether the allowance lets the pod exchange traffic with
+// peer ip on proto/port (the destination port).
+func (a *Allowance) Allows(ip netip.Addr, proto corev1.Protocol, port int32) bool {
+	for i := range a.Items {
+		if a.Items[i].Allows(ip, proto, port) {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolve returns what pod may exchange in dir, or nil when it is not
+// isolated in dir. See Resolver for resolving many pods of one Set.
+func (s *Set) Resolve(pod *cluster.Pod, dir Direction) *Allowance {
+	return NewResolver(s).Resolve(pod, dir)
+}
+
+// Resolver resolves allowances for many pods of one Set, caching which
+// addresses each pod peer matches. It is not safe for concurrent use.
+type Resolver struct {
+	set *Set
+	// owned lists the active pods and the addresses they own.
+	owned []ownedPod
+	peers map[*Peer][]*ownedPod
+	// addrs caches the merged addresses of a pod peer's pods.
+	addrs map[*Peer][]AddrRange
+}
+
+type ownedPod struct {
+	pod   *cluster.Pod
+	addrs []AddrRange // single addresses, sorted
+}
+
+// NewResolver returns a resolver for s.
+func NewResolver(s *Set) *Resolver {
+	r := &Resolver{set: s, peers: map[*Peer][]*ownedPod{}, addrs: map[*Peer][]AddrRange{}}
+	for _, p := range s.Cluster.Pods {
+		if ok, _ := p.Active(); !ok {
+			continue
+		}
+		op := ownedPod{pod: p}
+		for _, ip := range p.IPs {
+			ip = ip.Unmap()
+			if s.Cluster.PodByIP(ip) == p {
+				op.addrs = append(op.addrs, AddrRange{From: ip, To: ip})
+			}
+		}
+		if len(op.addrs) == 0 {
+			continue
+		}
+		slices.SortFunc(op.addrs, compareRanges)
+		op.addrs = slices.Compact(op.addrs)
+		r.owned = append(r.owned, op)
+	}
+	return r
+}
+
+// peerPods returns the active pods a pod peer matches, with their addresses.
+func (r *Resolver) peerPods(peer *Peer) []*ownedPod {
+	if pods, ok := r.peers[peer]; ok {
+		return pods
+	}
+	pods := []*ownedPod{}
+	for i := range r.owned {
+		op := &r.owned[i]
+		if peer.MatchesPod(op.pod, r.set.Cluster.NamespaceLabels(op.pod.Namespace)) {
+			pods = append(pods, op)
+		}
+	}
+	r.peers[peer] = pods
+	return pods
+}
+
+// peerAddrs returns the merged addresses of the pods a pod peer matches.
+// The slice is shared: callers must not modify it.
+func (r *Resolver) peerAddrs(peer *Peer) []AddrRange {
+	if addrs, ok := r.addrs[peer]; ok {
+		return addrs
+	}
+	var addrs []AddrRange
+	for _, op := range r.peerPods(peer) {
+		addrs = append(addrs, op.addrs...)
+	}
+	if len(addrs) > 0 {
+		addrs = mergeRanges(addrs)
+	}
+	r.addrs[peer] = addrs
+	return addrs
+}
+
+// Resolve returns what pod may exchange in dir, or nil when it is not
+// isolated in dir (hostNetwork pods never are).
+func (r *Resolver) Resolve(pod *cluster.Pod, dir Direction) *Allowance {
+	iso := r.set.Isolating(pod, dir)
+	if len(iso) == 0 || pod.HostNetwork {
+		return nil
+	}
+	a := &Allowance{Pod: pod, Direction: dir, Isolating: iso}
+	for _, p := range iso {
+		for ri := range p.Rules[dir] {
+			r.resolveRule(a, p, &p.Rules[dir][ri])
+		}
+	}
+	return a
+}
+
+func (r *Resolver) resolveRule(a *Allowance, p *Policy, rule *Rule) {
+	src := RuleMatch{Policy: p, Direction: a.Direction, Rule: rule.Index, Peer: -1, Port: -1}
+	if rule.AllPorts() {
+		r.resolvePeers(a, rule, src, Service{AllProtocols: true})
+		return
+	}
+	for pi, port := range rule.Ports {
+		src.Port = pi
+		switch {
+		case port.Name == "":
+			svc := Service{Protocol: port.Protocol, FromPort: port.Port, ToPort: port.EndPort}
+			if port.AllPorts() {
+				svc.FromPort, svc.ToPort = 0, 65535
+			}
+			r.resolvePeers(a, rule, src, svc)
+		case a.Direction == Ingress:
+			// The destination is the pod itself.
+			if n, ok := a.Pod.NamedPort(port.Name, port.Protocol); ok {
+				r.resolvePeers(a, rule, src, Service{Protocol: port.Protocol, FromPort: n, ToPort: n})
+			}
+		default:
+			r.resolveNamedEgress(a, rule, src, port)
+		}
+	}
+}
+
+// resolvePeers adds the rule's peers times one service.
+func (r *Resolver) resolvePeers(a *Allowance, rule *Rule, src RuleMatch, svc Service) {
+	if rule.AllPeers() {
+		src.Peer = -1
+		a.Items = append(a.Items, Item{Addrs: Everything(), Service: svc, Source: src})
+		return
+	}
+	for i := range rule.Peers {
+		peer := &rule.Peers[i]
+		src.Peer = i
+		if peer.IPBlock != nil {
+			if addrs := blockRanges(peer.IPBlock); len(addrs) > 0 {
+				a.Items = append(a.Items, Item{Addrs: addrs, Service: svc, Source: src})
+			}
+			continue
+		}
+		if addrs := r.peerAddrs(peer); len(addrs) > 0 {
+			a.Items = append(a.Items, Item{Addrs: addrs, Service: svc, Source: src})
+		}
+	}
+}
+
+// resolveNamedEgress adds, for an Egress named port, one item per
+// destination pod that the rule's peers match and that has the port.
+func (r *Resolver) resolveNamedEgress(a *Allowance, rule *Rule, src RuleMatch, port Port) {
+	add := func(op *ownedPod, addrs []AddrRange, peer int) {
+		n, ok := op.pod.NamedPort(port.Name, port.Protocol)
+		if !ok || len(addrs) == 0 {
+			return
+		}
+		s := src
+		s.Peer = peer
+		a.Items = append(a.Items, Item{
+			Addrs:   addrs,
+			Service: Service{Protocol: port.Protocol, FromPort: n, ToPort: n},
+			Source:  s,
+			Pod:     op.pod,
+		})
+	}
+	if rule.AllPeers() {
+		for i := range r.owned {
+			add(&r.owned[i], r.owned[i].addrs, -1)
+		}
+		return
+	}
+	for i := range rule.Peers {
+		peer := &rule.Peers[i]
+		if peer.IPBlock == nil {
+			for _, op := range r.peerPods(peer) {
+				add(op, op.addrs, i)
+			}
+			continue
+		}
+		// Every active pod (hostNetwork ones too) owning an address in
+		// the block is a destination.
+		for j := range r.owned {
+			op := &r.owned[j]
+			var in []AddrRange
+			for _, ar := range op.addrs {
+				if peer.IPBlock.Contains(ar.From) {
+					in = append(in, ar)
+				}
+			}
+			add(op, in, i)
+		}
+	}
+}
+
+// mergeRanges sorts ranges and merges overlapping and adjacent ones.
+func mergeRanges(rs []AddrRange) []AddrRange {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, compareRanges)
+	out := rs[:0]
+	for _, x := range rs {
+		if n := len(out); n > 0 && out[n-1].From.BitLen() == x.From.BitLen() && out[n-1].touches(x) {
+			if x.To.Compare(out[n-1].To) > 0 {
+				out[n-1].To = x.To
+			}
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// Span is an address range of a normalised allowance and the rules that
+// contribute to it.
+type Span struct {
+	AddrRange
+	Sources []RuleMatch
+}
+
+// Rect is an address range times a port range of one protocol, and the
+// rules that contribute to it.
+type Rect struct {
+	Addrs            AddrRange
+	Protocol         corev1.Protocol
+	FromPort, ToPort int32
+	Sources          []RuleMatch
+}
+
+// Normalized is an allowance as disjoint pieces, ready for interval sets.
+type Normalized struct {
+	// All are the peer addresses allowed on every protocol and port:
+	// sorted (IPv4 first), disjoint and never adjacent.
+	All []Span
+	// Ports are the address × port rectangles allowed on one protocol,
+	// outside All. Rectangles of one protocol never overlap; they are
+	// sorted by protocol, family, port range, then address. Within a
+	// protocol and family, the port axis is cut at every boundary of the
+	// allowance and adjacent port ranges with equal address sets are
+	// merged, so the rectangles are as few as that cut allows.
+	Ports []Rect
+}
+
+// Allows reports whether the normalised allowance covers peer ip on
+// proto/port.
+func (n *Normalized) Allows(ip netip.Addr, proto corev1.Protocol, port int32) bool {
+	ip = ip.Unmap()
+	for _, s := range n.All {
+		if s.Contains(ip) {
+			return true
+		}
+	}
+	for _, r := range n.Ports {
+		if r.Protocol == proto && r.FromPort <= port && port <= r.ToPort && r.Addrs.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// srcSpan is a range with the indexes of its sources (sorted, distinct).
+type srcSpan struct {
+	r    AddrRange
+	srcs []int
+}
+
+func unionInts(a, b []int) []int {
+	if len(b) == 0 {
+		return a
+	}
+	if len(a) == 0 {
+		return b
+	}
+	out := make([]int, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || (i < len(a) && a[i] < b[j]):
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j] < a[i]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i, j = i+1, j+1
+		}
+	}
+	return out
+}
+
+// mergeSpans sorts spans and merges overlapping and adjacent ones, joining
+// their sources.
+func mergeSpans(ss []srcSpan) []srcSpan {
+	slices.SortFunc(ss, func(a, b srcSpan) int { return compareRanges(a.r, b.r) })
+	out := make([]srcSpan, 0, len(ss))
+	for _, x := range ss {
+		if n := len(out); n > 0 && out[n-1].r.From.BitLen() == x.r.From.BitLen() && out[n-1].r.touches(x.r) {
+			if x.r.To.Compare(out[n-1].r.To) > 0 {
+				out[n-1].r.To = x.r.To
+			}
+			out[n-1].srcs = unionInts(out[n-1].srcs, x.srcs)
+			continue
+		}
+		out = append(out, srcSpan{r: x.r, srcs: x.srcs})
+	}
+	return out
+}
+
+// subtractSpans removes the ranges of sub (sorted, disjoint) from ss
+// (sorted, disjoint); pieces keep their sources.
+func subtractSpans(ss, sub []srcSpan) []srcSpan {
+	if len(sub) == 0 {
+		return ss
+	}
+	var out []srcSpan
+	j := 0
+	for _, s := range ss {
+		cur := s.r
+		for j < len(sub) && compareAddrEnd(sub[j].r, cur) < 0 {
+			j++
+		}
+		alive := true
+		for k := j; k < len(sub) && alive && sub[k].r.From.Compare(cur.To) <= 0; k++ {
+			x := sub[k].r
+			if x.From.BitLen() != cur.From.BitLen() || !x.overlaps(cur) {
+				continue
+			}
+			if cur.From.Compare(x.From) < 0 {
+				out = append(out, srcSpan{r: AddrRange{From: cur.From, To: x.From.Prev()}, srcs: s.srcs})
+			}
+			if x.To.Compare(cur.To) < 0 {
+				cur.From = x.To.Next()
+			} else {
+				alive = false
+			}
+		}
+		if alive {
+			out = append(out, srcSpan{r: cur, srcs: s.srcs})
+		}
+	}
+	return out
+}
+
+// compareAddrEnd orders x's end against r's start: negative when x ends
+// before r starts.
+func compareAddrEnd(x, r AddrRange) int { return x.To.Compare(r.From) }
+
+// Normalize returns the allowance as disjoint pieces: the addresses allowed
+// on everything, and per protocol disjoint address × port rectangles
+// outside those addresses. It covers exactly what Allows covers.
+func (a *Allowance) Normalize() *Normalized {
+	// Items produced by the same policy part share a source index, so
+	// source sets stay small.
+	var srcs []RuleMatch
+	srcIndex := map[RuleMatch]int{}
+	var all []srcSpan
+	type portKey struct {
+		proto    corev1.Protocol
+		v4       bool
+		from, to int32
+	}
+	groups := map[portKey][]srcSpan{}
+	for i := range a.Items {
+		it := &a.Items[i]
+		si, ok := srcIndex[it.Source]
+		if !ok {
+			si = len(srcs)
+			srcIndex[it.Source] = si
+			srcs = append(srcs, it.Source)
+		}
+		one := []int{si}
+		for _, r := range it.Addrs {
+			s := srcSpan{r: r, srcs: one}
+			if it.Service.AllProtocols {
+				all = append(all, s)
+				continue
+			}
+			k := portKey{it.Service.Protocol, r.Is4(), it.Service.FromPort, it.Service.ToPort}
+			groups[k] = append(groups[k], s)
+		}
+	}
+	all = mergeSpans(all)
+	n := &Normalized{}
+	for _, s := range all {
+		n.All = append(n.All, Span{AddrRange: s.r, Sources: sourceList(srcs, s.srcs)})
+	}
+
+	// Cut the port axis of each protocol and family at every boundary.
+	type pf struct {
+		proto corev1.Protocol
+		v4    bool
+	}
+	byPF := map[pf][]portKey{}
+	for k, g := range groups {
+		groups[k] = mergeSpans(g)
+		byPF[pf{k.proto, k.v4}] = append(byPF[pf{k.proto, k.v4}], k)
+	}
+	pfs := make([]pf, 0, len(byPF))
+	for k := range byPF {
+		pfs = append(pfs, k)
+	}
+	slices.SortFunc(pfs, func(a, b pf) int {
+		if c := cmp.Compare(a.proto, b.proto); c != 0 {
+			return c
+		}
+		if a.v4 == b.v4 {
+			return 0
+		}
+		if a.v4 {
+			return -1
+		}
+		return 1
+	})
+	for _, f := range pfs {
+		keys := byPF[f]
+		var bounds []int32
+		for _, k := range keys {
+			bounds = append(bounds, k.from, k.to+1)
+		}
+		slices.Sort(bounds)
+		bounds = slices.Compact(bounds)
+		type piece struct {
+			from, to int32
+			spans    []srcSpan
+		}
+		var pieces []piece
+		for bi := 0; bi+1 < len(bounds); bi++ {
+			lo, hi := bounds[bi], bounds[bi+1]-1
+			var cover []srcSpan
+			covering := 0
+			for _, k := range keys {
+				if k.from <= lo && hi <= k.to {
+					covering++
+					if covering == 1 {
+						cover = groups[k] // already merged; not modified below
+					} else {
+						if covering == 2 {
+							cover = slices.Clone(cover)
+						}
+						cover = append(cover, groups[k]...)
+					}
+				}
+			}
+			if covering == 0 {
+				continue
+			}
+			if covering > 1 {
+				cover = mergeSpans(cover)
+			}
+			spans := subtractSpans(cover, all)
+			if len(spans) == 0 {
+				continue
+			}
+			if np := len(pieces); np > 0 && pieces[np-1].to+1 == lo && sameRanges(pieces[np-1].spans, spans) {
+				last := &pieces[np-1]
+				last.to = hi
+				for si := range last.spans {
+					last.spans[si].srcs = unionInts(last.spans[si].srcs, spans[si].srcs)
+				}
+				continue
+			}
+			// spans may share memory with groups; the piece owns a copy
+			// because merging rewrites its sources.
+			pieces = append(pieces, piece{from: lo, to: hi, spans: slices.Clone(spans)})
+		}
+		for _, p := range pieces {
+			for _, s := range p.spans {
+				n.Ports = append(n.Ports, Rect{
+					Addrs: s.r, Protocol: f.proto, FromPort: p.from, ToPort: p.to,
+					Sources: sourceList(srcs, s.srcs),
+				})
+			}
+		}
+	}
+	return n
+}
+
+func sameRanges(a, b []srcSpan) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].r != b[i].r {
+			return false
+		}
+	}
+	return true
+}
+
+// sourceList returns the sources of a piece in item order.
+func sourceList(all []RuleMatch, idx []int) []RuleMatch {
+	out := make([]RuleMatch, len(idx))
+	for i, j := range idx {
+		out[i] = all[j]
+	}
+	return out
+}
