@@ -34,8 +34,9 @@ const maxDepth = 200
 
 // maxNodes bounds, with 4 per byte of the document, the nodes visited while
 // expanding aliases and merge keys: a few hundred bytes of nested aliases
-// ("billion laughs") would otherwise expand to gigabytes.
-const maxNodes = 1 << 20
+// ("billion laughs") would otherwise expand to gigabytes. A document without
+// aliases never comes near it: each of its nodes takes at least a byte.
+const maxNodes = 1 << 16
 
 // converter holds what is left of a document's budget of node visits.
 type converter struct{ budget int }

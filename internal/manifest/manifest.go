@@ -447,7 +447,7 @@ func (r *docResult) addItem(loc Location, apiVersion string, data []byte) Errors
 	case "NetworkPolicy":
 		np := &networkingv1.NetworkPolicy{}
 		// Strict: a misspelt field in a policy would silently widen it.
-		if err := decodeInto(data, np, true); err != nil {
+		if err := decodeInto(withoutEmptyStatus(data), np, true); err != nil {
 			return Errors{{Location: loc, Detail: err.Error()}}
 		}
 		if np.Namespace == "" {
@@ -463,6 +463,28 @@ func (r *docResult) addItem(loc Location, apiVersion string, data []byte) Errors
 	out := make(Errors, len(errs))
 	for i, e := range errs {
 		out[i] = &Error{Location: loc, Detail: e.Error()}
+	}
+	return out
+}
+
+// withoutEmptyStatus drops the "status: {}" that API servers of Kubernetes
+// 1.24-1.27 wrote on NetworkPolicies (a field since removed), so that dumps
+// of those clusters still decode strictly.
+func withoutEmptyStatus(data []byte) []byte {
+	if !bytes.Contains(data, []byte(`"status"`)) {
+		return data
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return data
+	}
+	if st, ok := m["status"]; !ok || string(bytes.TrimSpace(st)) != "{}" {
+		return data
+	}
+	delete(m, "status")
+	out, err := json.Marshal(m)
+	if err != nil {
+		return data
 	}
 	return out
 }

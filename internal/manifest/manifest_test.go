@@ -653,7 +653,7 @@ func TestLoadAliasBombs(t *testing.T) {
 	dir := write(t, map[string]string{"laughs.yaml": laughs.String(), "merges.yaml": merges.String()})
 	start := time.Now()
 	_, lines := load(t, "", dir)
-	if d := time.Since(start); d > 10*time.Second {
+	if d := time.Since(start); d > time.Minute {
 		t.Errorf("took %v", d)
 	}
 	want := []string{

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/netfence/netfence/internal/cluster"
 )
@@ -15,7 +16,7 @@ type Set struct {
 	Cluster  *cluster.Cluster
 	Policies []*Policy
 	// Rejected lists policies that failed to compile; they are left out.
-	Rejected []error
+	Rejected []*Rejection
 
 	byNamespace map[string][]*Policy
 }
@@ -27,7 +28,7 @@ func NewSet(c *cluster.Cluster) *Set {
 	for _, np := range c.Policies {
 		p, err := Compile(np)
 		if err != nil {
-			s.Rejected = append(s.Rejected, err)
+			s.Rejected = append(s.Rejected, &Rejection{Policy: np, Err: err})
 			continue
 		}
 		s.Policies = append(s.Policies, p)
@@ -35,6 +36,14 @@ func NewSet(c *cluster.Cluster) *Set {
 	}
 	return s
 }
+
+// Rejection is a policy left out because it does not compile.
+type Rejection struct {
+	Policy *networkingv1.NetworkPolicy
+	Err    error
+}
+
+func (r *Rejection) Error() string { return r.Err.Error() }
 
 // InNamespace returns the policies of a namespace.
 func (s *Set) InNamespace(ns string) []*Policy { return s.byNamespace[ns] }
