@@ -9,7 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/netfence/netfence/internal/agent"
+	"github.com/netfence/netfence/internal/kube"
 	"github.com/netfence/netfence/internal/nft"
 )
 
@@ -22,21 +25,23 @@ func init() {
 
 // agentFlags are the agent's flags.
 type agentFlags struct {
-	manifests []string
-	node      string
-	allLocal  bool
-	once      bool
-	dryRun    bool
-	netns     string
-	deny      string
-	resync    time.Duration
-	logJSON   bool
+	manifests  []string
+	node       string
+	allLocal   bool
+	once       bool
+	dryRun     bool
+	netns      string
+	deny       string
+	resync     time.Duration
+	logJSON    bool
+	kube       kube.ConfigOptions
+	healthAddr string
 }
 
 func newAgentCommand(s *streams) *cobra.Command {
 	f := &agentFlags{}
 	cmd := &cobra.Command{
-		Use:   "agent --manifests DIR --node NODE [--once] [--dry-run]",
+		Use:   "agent (--manifests DIR | --kubeconfig FILE | --in-cluster) --node NODE",
 		Short: "Enforce NetworkPolicy on this node with nftables",
 		Long: `The node agent compiles NetworkPolicy into one nftables table (inet netfence)
 for the pods of its node and keeps it in step with the cluster.
@@ -47,9 +52,20 @@ folder is watched and every change is applied as a small atomic transaction.
 Invalid manifests are reported and skipped; an object whose manifest became
 invalid keeps its last valid version in force.
 
+Kubernetes mode: --kubeconfig FILE (or KUBECONFIG) or --in-cluster watches
+Namespaces, Pods and NetworkPolicies with client-go shared informers and feeds
+the same compiler and renderer. Only pods on --node get chains; every pod is a
+peer. When the API server is unreachable the last state stays enforced; on
+restart the previous rules stay in the kernel until the first full sync
+replaces them atomically. Invalid policies get a Warning Event.
+
+/healthz, /readyz (ready once the first sync is in the kernel; not while the
+kernel refuses the ruleset) and Prometheus /metrics are served on --health-addr.
+
 Shutdown leaves the rules in place (fail closed); "agent cleanup" removes them.
 
-Environment: NODE_NAME sets --node when the flag is absent.`,
+Environment: NODE_NAME sets --node when the flag is absent (a DaemonSet sets it
+from spec.nodeName); KUBECONFIG as for kubectl.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAgent(cmd, s, f)
@@ -65,6 +81,10 @@ Environment: NODE_NAME sets --node when the flag is absent.`,
 	fl.StringVar(&f.deny, "deny", "drop", "how denied traffic ends: drop or reject")
 	fl.DurationVar(&f.resync, "resync", 5*time.Minute, "re-read the manifests at this interval even without file events (0: never)")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log as JSON")
+	fl.StringVar(&f.kube.Kubeconfig, "kubeconfig", "", "kubeconfig file: Kubernetes mode (default $KUBECONFIG, ~/.kube/config)")
+	fl.StringVar(&f.kube.Context, "context", "", "kubeconfig context")
+	fl.BoolVar(&f.kube.InCluster, "in-cluster", false, "Kubernetes mode with the pod's service account")
+	fl.StringVar(&f.healthAddr, "health-addr", ":9808", "address of /healthz, /readyz and /metrics (empty: off)")
 	cmd.AddCommand(newAgentCleanupCommand(s))
 	return cmd
 }
@@ -110,22 +130,21 @@ func openApplier(netns string) (*nft.Applier, error) {
 }
 
 func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
-	if len(f.manifests) == 0 {
-		return &exitError{code: 2, err: fmt.Errorf("--manifests DIR is required (file mode)")}
-	}
 	opts, err := f.renderOptions()
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	log := newLogger(s, f.logJSON)
-	src := &agent.FileSource{Paths: f.manifests, Log: log}
-	if f.dryRun {
+	if len(f.manifests) == 0 && f.kube.Kubeconfig == "" && !f.kube.InCluster && os.Getenv("KUBECONFIG") == "" {
+		return &exitError{code: 2, err: fmt.Errorf("give --manifests DIR (file mode), or --kubeconfig FILE / --in-cluster (Kubernetes mode)")}
+	}
+	if len(f.manifests) > 0 && f.dryRun {
+		src := &agent.FileSource{Paths: f.manifests, Log: log}
 		c, problems := src.Load()
 		if c == nil {
 			return &exitError{code: 2, err: fmt.Errorf("load manifests: %v", problems)}
 		}
-		a := agent.New(agent.Config{Render: opts, Log: log})
-		m, _ := a.Render(c)
+		m, _ := agent.New(agent.Config{Render: opts, Log: log}).Render(c)
 		_, err := fmt.Fprint(s.out, m.Text())
 		return err
 	}
@@ -134,8 +153,41 @@ func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 		return err
 	}
 	defer applier.Close()
-	a := agent.New(agent.Config{Render: opts, Dataplane: applier, Log: log})
-	return agent.RunFiles(cmd.Context(), a, src, agent.FileOptions{Once: f.once, Resync: f.resync})
+	cfg := agent.Config{Render: opts, Dataplane: applier, Log: log, Metrics: agent.NewMetrics(), Health: &agent.Health{}}
+	ctx := cmd.Context()
+	if f.healthAddr != "" && !f.once {
+		go func() {
+			if err := agent.Serve(ctx, f.healthAddr, cfg.Health, cfg.Metrics); err != nil {
+				log.Error("health/metrics server stopped", "error", err)
+			}
+		}()
+	}
+	if len(f.manifests) > 0 {
+		src := &agent.FileSource{Paths: f.manifests, Log: log}
+		return agent.RunFiles(ctx, agent.New(cfg), src, agent.FileOptions{Once: f.once, Resync: f.resync})
+	}
+	restCfg, err := kube.RESTConfig(f.kube)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	restCfg.UserAgent = "netfence-agent"
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	report, stop := agent.EventReporter(client, opts.Node)
+	defer stop()
+	cfg.Rejected = report
+	if f.dryRun {
+		inf := kube.NewInformers(client)
+		if !inf.Start(ctx) {
+			return ctx.Err()
+		}
+		m, _ := agent.New(agent.Config{Render: opts, Log: log}).Render(inf.Snapshot())
+		_, err := fmt.Fprint(s.out, m.Text())
+		return err
+	}
+	return agent.RunKube(ctx, agent.New(cfg), kube.NewInformers(client), agent.KubeOptions{Once: f.once})
 }
 
 func newAgentCleanupCommand(s *streams) *cobra.Command {

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"runtime/pprof"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/client-go/kubernetes"
 
+	"github.com/netfence/netfence/internal/kube"
 	"github.com/netfence/netfence/internal/manifest"
 	"github.com/netfence/netfence/internal/policy"
 )
@@ -68,32 +73,88 @@ var extraCommands = func(*streams) []*cobra.Command { return nil }
 type sourceFlags struct {
 	files   []string
 	verbose bool
+	kube    kube.ConfigOptions
+	live    bool
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVarP(&f.files, "filename", "f", nil, "manifest file, directory (recursive) or - for stdin; repeatable")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "list objects of kinds netfence does not use")
+	cmd.Flags().StringVar(&f.kube.Kubeconfig, "kubeconfig", "", "read the live cluster through this kubeconfig (default $KUBECONFIG, ~/.kube/config)")
+	cmd.Flags().StringVar(&f.kube.Context, "context", "", "kubeconfig context of the live cluster")
+	cmd.Flags().BoolVar(&f.live, "live", false, "read the live cluster (implied by --kubeconfig/--context, or by having no -f)")
 }
 
-// load reads the cluster. Any invalid document is an error (exit 2) and no
-// result is produced.
+// useLive reports whether the live cluster is read: when asked for, or when
+// no manifests are given.
+func (f *sourceFlags) useLive() bool {
+	return f.live || f.kube.Kubeconfig != "" || f.kube.Context != "" || len(f.files) == 0
+}
+
+// load reads the cluster: manifests, the live cluster, or both (objects
+// from files replace live objects of the same kind, namespace and name, so a
+// policy edit can be judged before it is applied). Any invalid document is
+// an error (exit 2) and no result is produced.
 func (f *sourceFlags) load(s *streams) (*policy.Set, error) {
-	if len(f.files) == 0 {
-		return nil, &exitError{code: 2, err: fmt.Errorf("no input: give manifests with -f FILE|DIR|-")}
-	}
-	objs, err := (&manifest.Loader{Stdin: s.in}).Load(f.files)
-	if err != nil {
-		return nil, &exitError{code: 2, err: fmt.Errorf("invalid input, nothing analyzed:\n%w", err)}
-	}
-	if f.verbose {
-		for _, sk := range objs.Skipped {
-			fmt.Fprintf(s.err, "skipped %s: kind %s (%s) is not used\n", sk.Location, sk.Kind, sk.APIVersion)
+	var nss []*corev1.Namespace
+	var pods []*corev1.Pod
+	var pols []*networkingv1.NetworkPolicy
+	if f.useLive() {
+		cfg, err := kube.RESTConfig(f.kube)
+		if err != nil {
+			if len(f.files) == 0 && !f.live && f.kube.Kubeconfig == "" && f.kube.Context == "" {
+				return nil, &exitError{code: 2, err: fmt.Errorf("no input: give manifests with -f FILE|DIR|- or a live cluster with --kubeconfig/--context")}
+			}
+			return nil, &exitError{code: 2, err: err}
 		}
+		cfg.UserAgent = "netfence"
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return nil, &exitError{code: 2, err: err}
+		}
+		live, err := kube.List(context.Background(), client)
+		if err != nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("read the live cluster: %w", err)}
+		}
+		nss, pods, pols = live.Namespaces, live.Pods, live.Policies
 	}
-	set := policy.NewSet(objs.Cluster())
+	if len(f.files) > 0 {
+		objs, err := (&manifest.Loader{Stdin: s.in}).Load(f.files)
+		if err != nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("invalid input, nothing analyzed:\n%w", err)}
+		}
+		if f.verbose {
+			for _, sk := range objs.Skipped {
+				fmt.Fprintf(s.err, "skipped %s: kind %s (%s) is not used\n", sk.Location, sk.Kind, sk.APIVersion)
+			}
+		}
+		nss = overlay(nss, objs.Namespaces, func(o *corev1.Namespace) string { return o.Name })
+		pods = overlay(pods, objs.Pods, func(o *corev1.Pod) string { return o.Namespace + "/" + o.Name })
+		pols = overlay(pols, objs.Policies, func(o *networkingv1.NetworkPolicy) string { return o.Namespace + "/" + o.Name })
+	}
+	set := policy.NewSet((&kube.Objects{Namespaces: nss, Pods: pods, Policies: pols}).Cluster())
 	if len(set.Rejected) > 0 {
 		// Validation already ran on load; this is a bug guard, not a path.
 		return nil, &exitError{code: 2, err: fmt.Errorf("policies rejected: %v", set.Rejected)}
 	}
 	return set, nil
+}
+
+// overlay returns base with every object of top added, replacing the base
+// object of the same key.
+func overlay[T any](base, top []T, key func(T) string) []T {
+	if len(base) == 0 {
+		return top
+	}
+	replaced := map[string]bool{}
+	for _, o := range top {
+		replaced[key(o)] = true
+	}
+	out := make([]T, 0, len(base)+len(top))
+	for _, o := range base {
+		if !replaced[key(o)] {
+			out = append(out, o)
+		}
+	}
+	return append(out, top...)
 }

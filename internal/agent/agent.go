@@ -32,6 +32,12 @@ type Config struct {
 	Dataplane Dataplane
 	// Log receives structured logs; nil discards them.
 	Log *slog.Logger
+	// Metrics, when set, are updated after every sync.
+	Metrics *Metrics
+	// Health, when set, records readiness.
+	Health *Health
+	// Rejected, when set, is called for every policy rejected as invalid.
+	Rejected func(*policy.Rejection)
 }
 
 // Stats describes one sync.
@@ -43,6 +49,9 @@ type Stats struct {
 	Counts   nft.Counts
 	// Rejected are policies left out because they did not compile.
 	Rejected int
+	// Policies and LocalPods describe the input.
+	Policies  int
+	LocalPods int
 }
 
 // Agent applies cluster snapshots to the dataplane. Its methods are safe
@@ -76,8 +85,11 @@ func (a *Agent) CheckKernel() error {
 // Render compiles and renders a cluster for this node.
 func (a *Agent) Render(c *cluster.Cluster) (*nft.Model, *policy.Set) {
 	set := policy.NewSet(c)
-	for _, err := range set.Rejected {
-		a.log.Warn("policy rejected, others still enforced", "error", err)
+	for _, r := range set.Rejected {
+		a.log.Warn("policy rejected, others still enforced", "policy", r.Policy.Namespace+"/"+r.Policy.Name, "error", r.Err)
+		if a.cfg.Rejected != nil {
+			a.cfg.Rejected(r)
+		}
 	}
 	return nft.Render(set, a.cfg.Render), set
 }
@@ -86,16 +98,21 @@ func (a *Agent) Render(c *cluster.Cluster) (*nft.Model, *policy.Set) {
 // sync is one full transaction, later ones carry only the differences.
 // When a transaction fails, the kernel keeps its previous state (a
 // transaction is atomic) and the next sync is a full one.
-func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (Stats, error) {
+func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err error) {
 	if err := ctx.Err(); err != nil {
 		return Stats{}, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer func() {
+		a.cfg.Metrics.observe(st, err)
+		if a.cfg.Health != nil {
+			a.cfg.Health.record(err)
+		}
+	}()
 	start := time.Now()
 	m, set := a.Render(c)
-	st := Stats{Counts: m.Counts(), Rejected: len(set.Rejected)}
-	var err error
+	st = Stats{Counts: m.Counts(), Rejected: len(set.Rejected), Policies: len(set.Policies), LocalPods: a.localPods(c)}
 	if a.current == nil {
 		st.Full, st.Changed = true, true
 		err = a.cfg.Dataplane.FullSync(m)
@@ -113,4 +130,14 @@ func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (Stats, error) {
 		a.log.Info("synced", "full", st.Full, "duration", st.Duration, "chains", len(m.Chains), "sets", len(m.Sets), "elements", st.Counts.Elements())
 	}
 	return st, nil
+}
+
+func (a *Agent) localPods(c *cluster.Cluster) int {
+	n := 0
+	for _, p := range c.Pods {
+		if ok, _ := p.Active(); ok && !p.HostNetwork && (a.cfg.Render.AllLocal || p.NodeName == a.cfg.Render.Node) {
+			n++
+		}
+	}
+	return n
 }
