@@ -62,6 +62,8 @@ type Agent struct {
 
 	mu      sync.Mutex
 	current *nft.Model
+	// reported holds rejected policies already logged, by ns/name@version.
+	reported map[string]bool
 }
 
 // New returns an agent. Call CheckKernel before the first Sync.
@@ -85,12 +87,19 @@ func (a *Agent) CheckKernel() error {
 // Render compiles and renders a cluster for this node.
 func (a *Agent) Render(c *cluster.Cluster) (*nft.Model, *policy.Set) {
 	set := policy.NewSet(c)
+	seen := map[string]bool{}
 	for _, r := range set.Rejected {
+		key := r.Policy.Namespace + "/" + r.Policy.Name + "@" + r.Policy.ResourceVersion
+		seen[key] = true
+		if a.reported[key] {
+			continue
+		}
 		a.log.Warn("policy rejected, others still enforced", "policy", r.Policy.Namespace+"/"+r.Policy.Name, "error", r.Err)
 		if a.cfg.Rejected != nil {
 			a.cfg.Rejected(r)
 		}
 	}
+	a.reported = seen
 	return nft.Render(set, a.cfg.Render), set
 }
 

@@ -216,4 +216,3 @@ func (s *Informers) Snapshot() *cluster.Cluster {
 	})
 	return o.Cluster()
 }
-
