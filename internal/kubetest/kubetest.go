@@ -279,9 +279,10 @@ func start(ctx context.Context, binDir string, opts Options) (env *Env, err erro
 	if env.Client, err = kubernetes.NewForConfig(env.Config); err != nil {
 		return env, err
 	}
-	readyz := env.Client.Discovery().RESTClient().Get().AbsPath("/readyz")
+	// /readyz turns OK once every post-start hook has run, including the
+	// creation of RBAC's bootstrap roles.
 	if err := waitFor(ctx, env.apiserver, func(ctx context.Context) bool {
-		return readyz.Do(ctx).Error() == nil
+		return env.Client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error() == nil
 	}); err != nil {
 		if env.apiserver.exited() && env.apiserver.addressInUse() {
 			return env, fmt.Errorf("%w: %w", errAddressInUse, err)
