@@ -16,15 +16,7 @@ func synthSet(tb testing.TB, pods, namespaces, policies int) *policy.Set {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	nss := make([]*cluster.Namespace, len(objs.Namespaces))
-	for i, ns := range objs.Namespaces {
-		nss[i] = cluster.NamespaceFromAPI(ns)
-	}
-	ps := make([]*cluster.Pod, len(objs.Pods))
-	for i, p := range objs.Pods {
-		ps[i] = cluster.PodFromAPI(p)
-	}
-	set := policy.NewSet(cluster.New(nss, ps, objs.Policies))
+	set := policy.NewSet(cluster.FromAPI(objs.Namespaces, objs.Pods, objs.Policies))
 	if len(set.Rejected) > 0 {
 		tb.Fatalf("synthetic policies rejected: %v", set.Rejected)
 	}

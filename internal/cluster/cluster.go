@@ -255,3 +255,16 @@ func PodFromAPI(p *corev1.Pod) *Pod {
 func NamespaceFromAPI(ns *corev1.Namespace) *Namespace {
 	return &Namespace{Name: ns.Name, Labels: labels.Set(ns.Labels), Defined: true}
 }
+
+// FromAPI builds a cluster from Kubernetes objects.
+func FromAPI(namespaces []*corev1.Namespace, pods []*corev1.Pod, policies []*networkingv1.NetworkPolicy) *Cluster {
+	nss := make([]*Namespace, len(namespaces))
+	for i, ns := range namespaces {
+		nss[i] = NamespaceFromAPI(ns)
+	}
+	ps := make([]*Pod, len(pods))
+	for i, p := range pods {
+		ps[i] = PodFromAPI(p)
+	}
+	return New(nss, ps, policies)
+}

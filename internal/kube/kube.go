@@ -108,15 +108,7 @@ func List(ctx context.Context, client kubernetes.Interface) (*Objects, error) {
 // Cluster builds the model. Policies are taken as they are; the policy
 // compiler validates them and rejects invalid ones.
 func (o *Objects) Cluster() *cluster.Cluster {
-	nss := make([]*cluster.Namespace, 0, len(o.Namespaces))
-	for _, ns := range o.Namespaces {
-		nss = append(nss, cluster.NamespaceFromAPI(ns))
-	}
-	pods := make([]*cluster.Pod, 0, len(o.Pods))
-	for _, p := range o.Pods {
-		pods = append(pods, cluster.PodFromAPI(p))
-	}
-	return cluster.New(nss, pods, o.Policies)
+	return cluster.FromAPI(o.Namespaces, o.Pods, o.Policies)
 }
 
 // Informers watches namespaces, pods and NetworkPolicies with shared

@@ -107,15 +107,7 @@ type Objects struct {
 
 // Cluster builds the cluster model from the objects.
 func (o *Objects) Cluster() *cluster.Cluster {
-	nss := make([]*cluster.Namespace, len(o.Namespaces))
-	for i, ns := range o.Namespaces {
-		nss[i] = cluster.NamespaceFromAPI(ns)
-	}
-	pods := make([]*cluster.Pod, len(o.Pods))
-	for i, p := range o.Pods {
-		pods[i] = cluster.PodFromAPI(p)
-	}
-	return cluster.New(nss, pods, o.Policies)
+	return cluster.FromAPI(o.Namespaces, o.Pods, o.Policies)
 }
 
 // Loader reads manifests.
