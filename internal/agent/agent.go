@@ -60,8 +60,9 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	current *nft.Model
+	mu       sync.Mutex
+	compiler *policy.Compiler
+	current  *nft.Model
 	// reported holds rejected policies already logged, by ns/name@version.
 	reported map[string]bool
 }
@@ -72,7 +73,7 @@ func New(cfg Config) *Agent {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, log: log}
+	return &Agent{cfg: cfg, log: log, compiler: policy.NewCompiler()}
 }
 
 // CheckKernel fails loudly when the kernel lacks what the ruleset needs:
@@ -86,7 +87,7 @@ func (a *Agent) CheckKernel() error {
 
 // Render compiles and renders a cluster for this node.
 func (a *Agent) Render(c *cluster.Cluster) (*nft.Model, *policy.Set) {
-	set := policy.NewSet(c)
+	set := a.compiler.NewSet(c)
 	seen := map[string]bool{}
 	for _, r := range set.Rejected {
 		key := r.Policy.Namespace + "/" + r.Policy.Name + "@" + r.Policy.ResourceVersion

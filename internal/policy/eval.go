@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/netfence/netfence/internal/cluster"
 )
@@ -23,10 +24,60 @@ type Set struct {
 
 // NewSet compiles every policy of the cluster. A policy that does not
 // compile is rejected whole and reported in Rejected; the others apply.
-func NewSet(c *cluster.Cluster) *Set {
+func NewSet(c *cluster.Cluster) *Set { return (*Compiler)(nil).NewSet(c) }
+
+// Compiler compiles policies and remembers the results, so that a long
+// running agent recompiles only the policies that changed between
+// snapshots. A nil *Compiler compiles everything afresh.
+type Compiler struct {
+	cache map[string]compiled
+}
+
+type compiled struct {
+	source *networkingv1.NetworkPolicy
+	policy *Policy
+	err    error
+}
+
+// NewCompiler returns a caching compiler.
+func NewCompiler() *Compiler { return &Compiler{cache: map[string]compiled{}} }
+
+// compile returns the compiled policy, reusing the previous result when the
+// policy is the same object (informers hand out the same pointer for an
+// unchanged object) or has the same labels and spec.
+func (cp *Compiler) compile(np *networkingv1.NetworkPolicy) (*Policy, error) {
+	if cp == nil {
+		return Compile(np)
+	}
+	key := np.Namespace + "/" + np.Name
+	if prev, ok := cp.cache[key]; ok && (prev.source == np ||
+		(equality.Semantic.DeepEqual(prev.source.Spec, np.Spec) && equality.Semantic.DeepEqual(prev.source.Labels, np.Labels))) {
+		if prev.policy != nil && prev.source != np {
+			p := *prev.policy
+			p.Source = np
+			prev = compiled{source: np, policy: &p, err: prev.err}
+			cp.cache[key] = prev
+		}
+		return prev.policy, prev.err
+	}
+	p, err := Compile(np)
+	cp.cache[key] = compiled{source: np, policy: p, err: err}
+	return p, err
+}
+
+// NewSet compiles the cluster's policies, reusing unchanged ones, and
+// forgets policies that are gone.
+func (cp *Compiler) NewSet(c *cluster.Cluster) *Set {
 	s := &Set{Cluster: c, byNamespace: map[string][]*Policy{}}
+	var live map[string]bool
+	if cp != nil {
+		live = make(map[string]bool, len(c.Policies))
+	}
 	for _, np := range c.Policies {
-		p, err := Compile(np)
+		if live != nil {
+			live[np.Namespace+"/"+np.Name] = true
+		}
+		p, err := cp.compile(np)
 		if err != nil {
 			s.Rejected = append(s.Rejected, &Rejection{Policy: np, Err: err})
 			continue
@@ -34,7 +85,19 @@ func NewSet(c *cluster.Cluster) *Set {
 		s.Policies = append(s.Policies, p)
 		s.byNamespace[p.Namespace] = append(s.byNamespace[p.Namespace], p)
 	}
+	for key := range cp.cacheKeys() {
+		if !live[key] {
+			delete(cp.cache, key)
+		}
+	}
 	return s
+}
+
+func (cp *Compiler) cacheKeys() map[string]compiled {
+	if cp == nil {
+		return nil
+	}
+	return cp.cache
 }
 
 // Rejection is a policy left out because it does not compile.
