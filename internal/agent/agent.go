@@ -24,6 +24,11 @@ type Dataplane interface {
 	Update(old, new *nft.Model) error
 }
 
+// deltaApplier is a Dataplane that applies a ready-made diff.
+type deltaApplier interface {
+	Apply(d *nft.Delta) error
+}
+
 // Config configures an Agent.
 type Config struct {
 	// Render says which pods are local and how denials end.
@@ -62,6 +67,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	compiler *policy.Compiler
+	renderer *nft.Renderer
 	current  *nft.Model
 	// reported holds rejected policies already logged, by ns/name@version.
 	reported map[string]bool
@@ -73,7 +79,7 @@ func New(cfg Config) *Agent {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, log: log, compiler: policy.NewCompiler()}
+	return &Agent{cfg: cfg, log: log, compiler: policy.NewCompiler(), renderer: nft.NewRenderer(cfg.Render)}
 }
 
 // CheckKernel fails loudly when the kernel lacks what the ruleset needs:
@@ -85,7 +91,9 @@ func (a *Agent) CheckKernel() error {
 	return nil
 }
 
-// Render compiles and renders a cluster for this node.
+// Render compiles and renders a cluster for this node. Compilation and
+// rendering are incremental: only policies that changed are recompiled and
+// only local pods whose allowances can differ are re-resolved.
 func (a *Agent) Render(c *cluster.Cluster) (*nft.Model, *policy.Set) {
 	set := a.compiler.NewSet(c)
 	seen := map[string]bool{}
@@ -101,7 +109,7 @@ func (a *Agent) Render(c *cluster.Cluster) (*nft.Model, *policy.Set) {
 		}
 	}
 	a.reported = seen
-	return nft.Render(set, a.cfg.Render), set
+	return a.renderer.Render(set), set
 }
 
 // Sync brings the dataplane to the state the cluster asks for: the first
@@ -128,7 +136,11 @@ func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err err
 		err = a.cfg.Dataplane.FullSync(m)
 	} else if d := nft.Diff(a.current, m); !d.Empty() {
 		st.Changed = true
-		err = a.cfg.Dataplane.Update(a.current, m)
+		if ap, ok := a.cfg.Dataplane.(deltaApplier); ok {
+			err = ap.Apply(d) // the diff is already made
+		} else {
+			err = a.cfg.Dataplane.Update(a.current, m)
+		}
 	}
 	st.Duration = time.Since(start)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/policy"
 )
 
 // TestMain fails the run if a netfence table shows up in the root network
@@ -141,7 +143,8 @@ func TestUpdateEqualsFullSync(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	c := genCluster(3, g)
 	opts := Options{Node: "node-0"}
-	prev := render(c, opts)
+	rend := NewRenderer(opts)
+	prev := rend.Render(policy.NewSet(c))
 	if err := ai.FullSync(prev); err != nil {
 		t.Fatal(err)
 	}
@@ -152,8 +155,12 @@ func TestUpdateEqualsFullSync(t *testing.T) {
 		if step%9 == 4 {
 			opts.Deny = 1 - opts.Deny
 			what += ", deny " + opts.Deny.String()
+			rend = NewRenderer(opts)
 		}
-		next := render(c, opts)
+		next := rend.Render(policy.NewSet(c))
+		if want := render(c, opts); !reflect.DeepEqual(next, want) {
+			t.Fatalf("step %d (%s): the renderer differs from Render:\n%s", step, what, lineDiff(want.Text(), next.Text()))
+		}
 		d := Diff(prev, next)
 		if !d.Empty() {
 			nonEmpty++
@@ -287,9 +294,13 @@ func TestLargeSets(t *testing.T) {
 	t.Logf("%d chains, %d sets, %d elements", len(m.Chains), len(m.Sets), m.Counts().Elements())
 	r := rand.New(rand.NewPCG(5, 5))
 	replaced := 0
-	for step := 0; step < 6; step++ {
-		p := c.Pods[r.IntN(len(c.Pods))]
-		c = relabel(c, p.Key(), genApps[r.IntN(len(genApps))])
+	for step := 0; step < 7; step++ {
+		// The last step relabels many pods at once, so that large
+		// concatenated sets lose enough elements to be replaced.
+		for k := 0; k < 1 || (step == 6 && k < 60); k++ {
+			p := c.Pods[r.IntN(len(c.Pods))]
+			c = relabel(c, p.Key(), genApps[r.IntN(len(genApps))])
+		}
 		next := render(c, Options{Node: "node-0"})
 		d := Diff(m, next)
 		replaced += len(d.ReplaceSets)
@@ -300,7 +311,72 @@ func TestLargeSets(t *testing.T) {
 		m = next
 	}
 	if replaced == 0 {
-		t.Log("no set was replaced")
+		t.Error("no set was replaced")
 	}
 	compareListings(t, "after updates", expected(m), ns.list(t))
+}
+
+// TestUpdateSharedSets moves pods into and out of sets that several chains
+// share, so that one transaction replaces a shared set while deleting a
+// chain that looked it up, creates a set for several new chains, and
+// deletes a set only its last chain dropped.
+func TestUpdateSharedSets(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	mk := func(targets, peerCount int, targetApp string) *Model {
+		var pods []*cluster.Pod
+		for i := 0; i < peerCount; i++ {
+			pods = append(pods, pod("x", fmt.Sprintf("peer-%d", i), "n", map[string]string{"role": "peer"},
+				fmt.Sprintf("10.0.0.%d", 2*i+1), fmt.Sprintf("fd00::%x", 2*i+1)))
+		}
+		for i := 0; i < targets; i++ {
+			pods = append(pods, pod("x", fmt.Sprintf("target-%d", i), "n", map[string]string{"role": "target", "app": targetApp},
+				fmt.Sprintf("10.0.1.%d", i+1), fmt.Sprintf("fd00:1::%x", i+1)))
+		}
+		np := netpol("x", "allow", sel("role", "target"))
+		ingress(np, peers(podPeer(sel("role", "peer"), nil)), npPort(tcp, 80))
+		extra := netpol("x", "extra", sel("app", "b"))
+		ingress(extra, peers(blockPeer("192.168.0.0/24")))
+		return render(cluster.New(nil, pods, []*networkingv1.NetworkPolicy{np, extra}), Options{AllLocal: true})
+	}
+	seq := []*Model{
+		mk(3, 12, "a"),
+		mk(2, 3, "a"), // replaces the shared ports sets and deletes a chain that used them
+		mk(4, 3, "a"),
+		mk(4, 3, "b"), // every chain moves to new sets
+		mk(1, 5, "b"),
+		mk(0, 5, "b"),
+		mk(3, 6, "a"),
+	}
+	shared := 0
+	for _, m := range seq {
+		refs := map[string]int{}
+		for _, c := range m.Chains {
+			for _, s := range m.ChainSets(c.Name) {
+				refs[s.Name]++
+			}
+		}
+		for _, n := range refs {
+			if n > 1 {
+				shared++
+			}
+		}
+	}
+	if shared == 0 {
+		t.Fatal("no set is shared")
+	}
+	if err := a.FullSync(seq[0]); err != nil {
+		t.Fatal(err)
+	}
+	compareListings(t, "full sync", expected(seq[0]), ns.list(t))
+	for i := 1; i < len(seq); i++ {
+		d := Diff(seq[i-1], seq[i])
+		if err := a.Apply(d); err != nil {
+			t.Fatalf("step %d: %v\ndelta: %v", i, err, d.Names())
+		}
+		compareListings(t, fmt.Sprintf("step %d", i), expected(seq[i]), ns.list(t))
+	}
+	if d := Diff(seq[0], seq[1]); len(d.ReplaceSets) == 0 || len(d.DelChains) == 0 {
+		t.Errorf("step 1 replaces no set or deletes no chain: %v", d.Names())
+	}
 }

@@ -1,9 +1,10 @@
 // Package nft is netfence's nftables dataplane: it renders the compiled
 // policies of a cluster (policy.Set) into an nftables ruleset for the pods of
-// one node (Render, a pure and deterministic Model), prints that ruleset as
-// an `nft -f` script (Model.Text), and applies it to a network namespace over
-// netlink (Applier), either whole (FullSync) or as the difference between two
-// models (Update).
+// one node (Render, a pure and deterministic Model; a Renderer renders
+// successive snapshots, resolving again only what changed), prints that
+// ruleset as an `nft -f` script (Model.Text), and applies it to a network
+// namespace over netlink (Applier), either whole (FullSync) or as the
+// difference between two models (Update).
 //
 // # Ruleset
 //
@@ -23,7 +24,12 @@
 //     peer address is in the pod's address set (allowed on every protocol
 //     and port), or when peer address . protocol . destination port is in
 //     the pod's concatenated interval set; anything else meets the final
-//     verdict (drop, or reject).
+//     verdict (drop, or reject);
+//   - pods whose allowances are alike (same direction, isolating policies
+//     and, for ingress, named port numbers: typically the pods of one
+//     workload) share their sets, a4-HASH and p4-HASH for IPv4, a6-HASH
+//     and p6-HASH for IPv6; each element is stored once per workload, not
+//     once per pod.
 //
 // A packet therefore costs one map lookup and at most two set lookups per
 // direction, however many policies there are.
@@ -122,13 +128,16 @@ type Options struct {
 }
 
 // Model is a rendered ruleset: pure data, deterministic for equal input.
+// Models of one Renderer share their unchanged sets and chains, so a model
+// must not be modified.
 type Model struct {
 	// Deny is the final verdict of the per-pod chains.
 	Deny Deny
 	// Maps are the four verdict maps, in the order egress4, egress6,
 	// ingress4, ingress6; each exists even when empty.
 	Maps []*VMap
-	// Sets are the per-pod sets, sorted by name. Empty sets are left out.
+	// Sets are the sets the chains look up, each once however many
+	// chains share it, sorted by name. Empty sets are left out.
 	Sets []*Set
 	// Chains are the per-pod chains, sorted by name.
 	Chains []*Chain
@@ -149,11 +158,14 @@ type VMapElement struct {
 	Comment string
 }
 
-// Set is a per-pod interval set of peers.
+// Set is an interval set of peers. Pods whose allowances are alike share
+// their sets: a set belongs to one combination of direction, isolating
+// policies and (for Ingress) named port numbers, and the chains of every
+// local pod with that combination look it up.
 type Set struct {
-	Name string
-	// Chain is the per-pod chain whose rule looks the set up.
-	Chain  string
+	// Name is "a4-", "p4-", "a6-" or "p6-" (address or ports set, and
+	// family) and a hash of that combination (see Renderer).
+	Name   string
 	Family Family
 	// Ports is true for a concatenated address . inet_proto . inet_service
 	// set; false for an address set.
@@ -280,58 +292,10 @@ func (m *Model) Counts() Counts {
 	return c
 }
 
-// Render builds the ruleset for the local pods of s's cluster.
+// Render builds the ruleset for the local pods of s's cluster. It is the
+// reference rendering: a Renderer returns the same for the same snapshot.
 func Render(s *policy.Set, opts Options) *Model {
-	m := &Model{Deny: opts.Deny}
-	maps := map[string]*VMap{}
-	for _, n := range []struct {
-		name string
-		fam  Family
-	}{{MapEgress4, IPv4}, {MapEgress6, IPv6}, {MapIngress4, IPv4}, {MapIngress6, IPv6}} {
-		vm := &VMap{Name: n.name, Family: n.fam}
-		maps[n.name] = vm
-		m.Maps = append(m.Maps, vm)
-	}
-	res := policy.NewResolver(s)
-	names := map[string]string{} // hash prefix -> pod key
-	for _, pod := range s.Cluster.Pods {
-		if ok, _ := pod.Active(); !ok || pod.HostNetwork || (!opts.AllLocal && pod.NodeName != opts.Node) {
-			continue
-		}
-		addrs := ownAddrs(s.Cluster, pod)
-		if len(addrs) == 0 {
-			continue
-		}
-		id := podID(pod.Key(), names)
-		for _, dir := range policy.Directions {
-			a := res.Resolve(pod, dir)
-			if a == nil {
-				continue
-			}
-			ch, sets := renderChain(a, id, addrs, opts.Deny)
-			m.Chains = append(m.Chains, ch)
-			m.Sets = append(m.Sets, sets...)
-			for _, ip := range addrs {
-				name := MapIngress4
-				switch {
-				case dir == policy.Ingress && !ip.Is4():
-					name = MapIngress6
-				case dir == policy.Egress && ip.Is4():
-					name = MapEgress4
-				case dir == policy.Egress:
-					name = MapEgress6
-				}
-				vm := maps[name]
-				vm.Elements = append(vm.Elements, VMapElement{Addr: ip, Chain: ch.Name, Comment: truncate(pod.Key())})
-			}
-		}
-	}
-	for _, vm := range m.Maps {
-		slices.SortFunc(vm.Elements, func(a, b VMapElement) int { return a.Addr.Compare(b.Addr) })
-	}
-	slices.SortFunc(m.Sets, func(a, b *Set) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(m.Chains, func(a, b *Chain) int { return strings.Compare(a.Name, b.Name) })
-	return m
+	return NewRenderer(opts).Render(s)
 }
 
 // ownAddrs returns the pod's addresses that the cluster attributes to it,
@@ -381,55 +345,6 @@ func dirWord(dir policy.Direction) string {
 		return "egress"
 	}
 	return "ingress"
-}
-
-func renderChain(a *policy.Allowance, id string, addrs []netip.Addr, deny Deny) (*Chain, []*Set) {
-	egress := a.Direction == policy.Egress
-	ch := &Chain{Name: chainPrefix(a.Direction) + id, Pod: a.Pod.Key(), Direction: a.Direction}
-	var pols []string
-	for _, p := range a.Isolating {
-		pols = append(pols, p.Name)
-	}
-	what := fmt.Sprintf("%s %s", a.Pod.Key(), dirWord(a.Direction))
-	by := "; isolated by " + strings.Join(pols, ", ")
-	n := a.Normalize()
-	var sets []*Set
-	for _, fam := range []Family{IPv4, IPv6} {
-		if !slices.ContainsFunc(addrs, func(ip netip.Addr) bool { return familyOf(ip) == fam }) {
-			continue // the chain never sees this family
-		}
-		all := &Set{Name: fmt.Sprintf("%s-a%d", ch.Name, fam), Chain: ch.Name, Family: fam}
-		for _, s := range n.All {
-			if familyOf(s.From) == fam {
-				all.Elements = append(all.Elements, Element{Addrs: s.AddrRange, Comment: sourcesComment(s.Sources)})
-			}
-		}
-		ports := &Set{Name: fmt.Sprintf("%s-p%d", ch.Name, fam), Chain: ch.Name, Family: fam, Ports: true}
-		for _, r := range n.Ports {
-			if familyOf(r.Addrs.From) == fam {
-				ports.Elements = append(ports.Elements, Element{
-					Addrs: r.Addrs, Proto: protoNumber(r.Protocol),
-					FromPort: uint16(r.FromPort), ToPort: uint16(r.ToPort),
-					Comment: sourcesComment(r.Sources),
-				})
-			}
-		}
-		if len(all.Elements) > 0 {
-			sets = append(sets, all)
-			ch.Rules = append(ch.Rules, Rule{Kind: RuleAddr, Family: fam, Set: all.Name, Egress: egress,
-				Comment: truncate(what + ": peers allowed on all ports" + by)})
-		}
-		if len(ports.Elements) > 0 {
-			sets = append(sets, ports)
-			ch.Rules = append(ch.Rules, Rule{Kind: RuleAddrPort, Family: fam, Set: ports.Name, Egress: egress,
-				Comment: truncate(what + ": peers allowed on listed ports" + by)})
-		}
-	}
-	if deny == DenyReject {
-		ch.Rules = append(ch.Rules, Rule{Kind: RuleTCPReset, Egress: egress, Comment: truncate(what + ": reset denied TCP" + by)})
-	}
-	ch.Rules = append(ch.Rules, Rule{Kind: RuleDeny, Egress: egress, Comment: truncate(what + ": deny the rest" + by)})
-	return ch, sets
 }
 
 // protoNumber returns the IANA number of a Kubernetes protocol.
@@ -506,4 +421,34 @@ func truncate(s string) string {
 		s = s[:maxComment-3] + "..."
 	}
 	return s
+}
+
+// ChainSets returns the sets a chain's rules look up, in rule order (sets
+// may be shared with other chains), or nil when there is no such chain.
+func (m *Model) ChainSets(chain string) []*Set {
+	c := m.Chain(chain)
+	if c == nil {
+		return nil
+	}
+	var out []*Set
+	for _, r := range c.Rules {
+		if r.Set == "" {
+			continue
+		}
+		if s := m.Set(r.Set); s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ChainSet returns the address set (ports false) or ports set of a family
+// that a chain looks up, or nil.
+func (m *Model) ChainSet(chain string, fam Family, ports bool) *Set {
+	for _, s := range m.ChainSets(chain) {
+		if s.Family == fam && s.Ports == ports {
+			return s
+		}
+	}
+	return nil
 }

@@ -74,28 +74,53 @@ func nftVMap(t *nftables.Table, vm *VMap) *nftables.Set {
 	return &nftables.Set{Table: t, Name: vm.Name, ID: nextSetID(), IsMap: true, KeyType: addrType(vm.Family), DataType: nftables.TypeVerdict}
 }
 
-func portKey(a netip.Addr, proto uint8, port uint16) []byte {
-	return append(a.AsSlice(), proto, 0, 0, 0, byte(port>>8), byte(port), 0, 0)
+// appendPortKey appends the key of an address . protocol . port
+// concatenation: the address, then the protocol and the port each padded
+// to 32 bits.
+func appendPortKey(b []byte, a netip.Addr, proto uint8, port uint16) []byte {
+	b = appendAddr(b, a)
+	return append(b, proto, 0, 0, 0, byte(port>>8), byte(port), 0, 0)
+}
+
+// appendAddr appends an address in network order.
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if a.Is4() {
+		v := a.As4()
+		return append(b, v[:]...)
+	}
+	v := a.As16()
+	return append(b, v[:]...)
 }
 
 // setElements encodes a set's elements. An address set is an rbtree
 // interval set: a start element and, unless the range ends at the last
 // address, an interval-end element one past its end. A ports set is a
-// pipapo set whose elements carry their end key.
+// pipapo set whose elements carry their end key. The keys share one
+// buffer.
 func setElements(s *Set, elems []Element) []nftables.SetElement {
 	out := make([]nftables.SetElement, 0, 2*len(elems))
+	size := 0
+	for _, e := range elems {
+		size += 2 * (e.Addrs.From.BitLen()/8 + 8)
+	}
+	buf := make([]byte, 0, size)
+	key := func(f func(b []byte) []byte) []byte {
+		n := len(buf)
+		buf = f(buf)
+		return buf[n:len(buf):len(buf)]
+	}
 	for _, e := range elems {
 		if s.Ports {
 			out = append(out, nftables.SetElement{
-				Key:     portKey(e.Addrs.From, e.Proto, e.FromPort),
-				KeyEnd:  portKey(e.Addrs.To, e.Proto, e.ToPort),
+				Key:     key(func(b []byte) []byte { return appendPortKey(b, e.Addrs.From, e.Proto, e.FromPort) }),
+				KeyEnd:  key(func(b []byte) []byte { return appendPortKey(b, e.Addrs.To, e.Proto, e.ToPort) }),
 				Comment: e.Comment,
 			})
 			continue
 		}
-		out = append(out, nftables.SetElement{Key: e.Addrs.From.AsSlice(), Comment: e.Comment})
+		out = append(out, nftables.SetElement{Key: key(func(b []byte) []byte { return appendAddr(b, e.Addrs.From) }), Comment: e.Comment})
 		if next := e.Addrs.To.Next(); next.IsValid() {
-			out = append(out, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
+			out = append(out, nftables.SetElement{Key: key(func(b []byte) []byte { return appendAddr(b, next) }), IntervalEnd: true})
 		}
 	}
 	return out

@@ -148,11 +148,12 @@ func TestDiff(t *testing.T) {
 	out := ChainName("shop/client", policy.Egress)
 	web1, web2 := ChainName("shop/web-1", policy.Ingress), ChainName("shop/web-2", policy.Ingress)
 	db := ChainName("shop/db-1", policy.Ingress)
+	set := func(chain string, fam Family) string { return a.ChainSet(chain, fam, true).Name }
 	want := []string{
-		"-set " + out + "-p4", "-set " + out + "-p6",
-		"-set " + web1 + "-p6", "-set " + web2 + "-p6",
+		"-set " + set(out, IPv4), "-set " + set(out, IPv6),
+		"-set " + set(web1, IPv6), "-set " + set(web2, IPv6),
 		"~chain " + out, "~chain " + web1, "~chain " + web2,
-		"~set " + db + "-p4 +0 -1", "~set " + web1 + "-p4 +0 -1", "~set " + web2 + "-p4 +0 -1",
+		"~set " + set(db, IPv4) + " +0 -1", "~set " + set(web1, IPv4) + " +0 -1", "~set " + set(web2, IPv4) + " +0 -1",
 	}
 	slices.Sort(want)
 	if got := d.Names(); !slices.Equal(got, want) {
@@ -179,13 +180,15 @@ func TestDiffReplacesPortSets(t *testing.T) {
 		return render(cluster.New(nil, pods, []*networkingv1.NetworkPolicy{np}), Options{AllLocal: true})
 	}
 	in := ChainName("x/target", policy.Ingress)
+	set := mk(1).ChainSet(in, IPv4, true).Name
 	for _, tc := range []struct {
 		from, to int
 		want     []string
 	}{
-		{5, 6, []string{"~set " + in + "-p4 +1 -0"}},
-		{6, 5, []string{"~set " + in + "-p4 +0 -1"}},
-		{6, 3, []string{"=set " + in + "-p4", "~chain " + in}},
+		{5, 6, []string{"~set " + set + " +1 -0"}},
+		{6, 5, []string{"~set " + set + " +0 -1"}},
+		{6, 3, []string{"~set " + set + " +0 -3"}},
+		{12, 3, []string{"=set " + set, "~chain " + in}},
 	} {
 		if got := Diff(mk(tc.from), mk(tc.to)).Names(); !slices.Equal(got, tc.want) {
 			t.Errorf("%d -> %d peers: got %v, want %v", tc.from, tc.to, got, tc.want)

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/netfence/netfence/internal/cluster"
 )
@@ -209,14 +211,19 @@ func (s *Set) Resolve(pod *cluster.Pod, dir Direction) *Allowance {
 }
 
 // Resolver resolves allowances for many pods of one Set, caching which
-// addresses each pod peer matches. It is not safe for concurrent use.
+// pods and addresses each pod peer matches. Advance moves it on to a later
+// snapshot of the same cluster, keeping what the changes cannot affect. It
+// is not safe for concurrent use.
 type Resolver struct {
 	set *Set
-	// owned lists the active pods and the addresses they own.
-	owned []ownedPod
-	peers map[*Peer][]*ownedPod
-	// addrs caches the merged addresses of a pod peer's pods.
-	addrs map[*Peer][]AddrRange
+	// owned lists the active pods and the addresses they own, in cluster
+	// order; built when first needed.
+	owned      []*ownedPod
+	ownedBuilt bool
+	// keys memoizes PeerKey for the peers of set.
+	keys map[*Peer]string
+	// peers caches, by PeerKey, what each pod peer matches.
+	peers map[string]*peerMatch
 }
 
 type ownedPod struct {
@@ -224,61 +231,305 @@ type ownedPod struct {
 	addrs []AddrRange // single addresses, sorted
 }
 
+// peerMatch is what a pod peer matches.
+type peerMatch struct {
+	// peer is a peer with this key; only its selectors and namespace are
+	// used.
+	peer *Peer
+	// pods are the active pods the peer matches, in cluster order.
+	pods []*ownedPod
+	// addrs are the merged addresses of pods, once merged is set.
+	addrs  []AddrRange
+	merged bool
+}
+
 // NewResolver returns a resolver for s.
 func NewResolver(s *Set) *Resolver {
-	r := &Resolver{set: s, peers: map[*Peer][]*ownedPod{}, addrs: map[*Peer][]AddrRange{}}
-	for _, p := range s.Cluster.Pods {
-		if ok, _ := p.Active(); !ok {
-			continue
+	return &Resolver{set: s, keys: map[*Peer]string{}, peers: map[string]*peerMatch{}}
+}
+
+// ownedBy returns the active pod p of c with the addresses c attributes
+// to it, or nil when it is not active or owns no address.
+func ownedBy(c *cluster.Cluster, p *cluster.Pod) *ownedPod {
+	if p == nil {
+		return nil
+	}
+	if ok, _ := p.Active(); !ok {
+		return nil
+	}
+	op := &ownedPod{pod: p}
+	for _, ip := range p.IPs {
+		ip = ip.Unmap()
+		if c.PodByIP(ip) == p {
+			op.addrs = append(op.addrs, AddrRange{From: ip, To: ip})
 		}
-		op := ownedPod{pod: p}
-		for _, ip := range p.IPs {
-			ip = ip.Unmap()
-			if s.Cluster.PodByIP(ip) == p {
-				op.addrs = append(op.addrs, AddrRange{From: ip, To: ip})
+	}
+	if len(op.addrs) == 0 {
+		return nil
+	}
+	slices.SortFunc(op.addrs, compareRanges)
+	op.addrs = slices.Compact(op.addrs)
+	return op
+}
+
+// ownedPods returns the active pods of the set and their addresses.
+func (r *Resolver) ownedPods() []*ownedPod {
+	if !r.ownedBuilt {
+		r.owned = r.owned[:0]
+		for _, p := range r.set.Cluster.Pods {
+			if op := ownedBy(r.set.Cluster, p); op != nil {
+				r.owned = append(r.owned, op)
 			}
 		}
-		if len(op.addrs) == 0 {
-			continue
-		}
-		slices.SortFunc(op.addrs, compareRanges)
-		op.addrs = slices.Compact(op.addrs)
-		r.owned = append(r.owned, op)
+		r.ownedBuilt = true
 	}
-	return r
+	return r.owned
+}
+
+// PeerKey identifies a pod peer by what it selects: two pod peers with
+// equal keys match the same pods of any cluster. It is "" for an ipBlock
+// peer.
+func PeerKey(p *Peer) string {
+	if p.IPBlock != nil {
+		return ""
+	}
+	var b strings.Builder
+	if p.NamespaceSelector == nil {
+		b.WriteString("namespace\x00")
+		b.WriteString(p.Namespace)
+	} else {
+		b.WriteString("namespaces\x00")
+		writeSelectorKey(&b, p.NamespaceSelector)
+	}
+	b.WriteString("\x00pods\x00")
+	writeSelectorKey(&b, p.PodSelector)
+	return b.String()
+}
+
+// writeSelectorKey writes an encoding of a selector's requirements that
+// differs for selectors with different requirements (label keys and values
+// hold no control characters).
+func writeSelectorKey(b *strings.Builder, sel labels.Selector) {
+	reqs, selectable := sel.Requirements()
+	if !selectable {
+		b.WriteString("\x01nothing")
+		return
+	}
+	for _, req := range reqs {
+		b.WriteString("\x01")
+		b.WriteString(req.Key())
+		b.WriteString("\x02")
+		b.WriteString(string(req.Operator()))
+		vals := slices.Clone(req.ValuesUnsorted())
+		slices.Sort(vals)
+		for _, v := range vals {
+			b.WriteString("\x03")
+			b.WriteString(v)
+		}
+	}
+}
+
+// peerKey returns PeerKey(peer), memoized.
+func (r *Resolver) peerKey(peer *Peer) string {
+	k, ok := r.keys[peer]
+	if !ok {
+		k = PeerKey(peer)
+		r.keys[peer] = k
+	}
+	return k
+}
+
+// match returns what a pod peer matches.
+func (r *Resolver) match(peer *Peer) *peerMatch {
+	key := r.peerKey(peer)
+	if m, ok := r.peers[key]; ok {
+		return m
+	}
+	m := &peerMatch{peer: peer, pods: []*ownedPod{}}
+	for _, op := range r.ownedPods() {
+		if peer.MatchesPod(op.pod, r.set.Cluster.NamespaceLabels(op.pod.Namespace)) {
+			m.pods = append(m.pods, op)
+		}
+	}
+	r.peers[key] = m
+	return m
 }
 
 // peerPods returns the active pods a pod peer matches, with their addresses.
 func (r *Resolver) peerPods(peer *Peer) []*ownedPod {
-	if pods, ok := r.peers[peer]; ok {
-		return pods
-	}
-	pods := []*ownedPod{}
-	for i := range r.owned {
-		op := &r.owned[i]
-		if peer.MatchesPod(op.pod, r.set.Cluster.NamespaceLabels(op.pod.Namespace)) {
-			pods = append(pods, op)
-		}
-	}
-	r.peers[peer] = pods
-	return pods
+	return r.match(peer).pods
 }
 
 // peerAddrs returns the merged addresses of the pods a pod peer matches.
 // The slice is shared: callers must not modify it.
 func (r *Resolver) peerAddrs(peer *Peer) []AddrRange {
-	if addrs, ok := r.addrs[peer]; ok {
-		return addrs
+	m := r.match(peer)
+	if !m.merged {
+		var addrs []AddrRange
+		for _, op := range m.pods {
+			addrs = append(addrs, op.addrs...)
+		}
+		if len(addrs) > 0 {
+			addrs = mergeRanges(addrs)
+		}
+		m.addrs, m.merged = addrs, true
 	}
-	var addrs []AddrRange
-	for _, op := range r.peerPods(peer) {
-		addrs = append(addrs, op.addrs...)
+	return m.addrs
+}
+
+// Changes is what Advance found to differ between two snapshots.
+type Changes struct {
+	// Peers are the keys (see PeerKey) of the pod peers whose resolution
+	// may differ: the pods they match, or the addresses or container ports
+	// of those pods, changed. An allowance that resolved none of these
+	// peers, and no named Egress port against every pod or an ipBlock, is
+	// the same in both snapshots (for the same policies).
+	Peers map[string]bool
+	// Pods are the keys of the pods whose part in resolution may differ:
+	// the changed pods given to Advance and the pods an address moved to
+	// or from.
+	Pods []string
+	// Addrs are the addresses of those pods in either snapshot.
+	Addrs []netip.Addr
+}
+
+// Advance makes the resolver resolve for s, a later snapshot of the
+// cluster of its current set, keeping the peer matches that the changes
+// cannot affect. pods must list the key of every pod that was added,
+// removed or changed in any way (labels, addresses, phase, container
+// ports, hostNetwork, node) between the snapshots, namespaces every
+// namespace whose labels changed, appeared or went. Policies may change
+// freely: matches are cached by what a peer selects (PeerKey), not by
+// policy.
+//
+// After Advance, an item's Pod may be a pod of an earlier snapshot that is
+// equal to the current one.
+func (r *Resolver) Advance(s *Set, pods, namespaces []string) Changes {
+	old := r.set
+	ch := Changes{Peers: map[string]bool{}}
+	r.set = s
+	r.owned, r.ownedBuilt = nil, false
+	r.keys = map[*Peer]string{}
+	oc, nc := old.Cluster, s.Cluster
+
+	// A pod's addresses can move to or from another pod that did not
+	// change itself; that pod changes too.
+	seen := make(map[string]bool, len(pods))
+	seenAddr := map[netip.Addr]bool{}
+	for _, k := range pods {
+		if !seen[k] {
+			seen[k] = true
+			ch.Pods = append(ch.Pods, k)
+		}
 	}
-	if len(addrs) > 0 {
-		addrs = mergeRanges(addrs)
+	for i := 0; i < len(ch.Pods); i++ {
+		for _, p := range []*cluster.Pod{oc.Pod(ch.Pods[i]), nc.Pod(ch.Pods[i])} {
+			if p == nil {
+				continue
+			}
+			for _, ip := range p.IPs {
+				ip = ip.Unmap()
+				if !seenAddr[ip] {
+					seenAddr[ip] = true
+					ch.Addrs = append(ch.Addrs, ip)
+				}
+				for _, owner := range []*cluster.Pod{oc.PodByIP(ip), nc.PodByIP(ip)} {
+					if owner != nil && !seen[owner.Key()] {
+						seen[owner.Key()] = true
+						ch.Pods = append(ch.Pods, owner.Key())
+					}
+				}
+			}
+		}
 	}
-	r.addrs[peer] = addrs
-	return addrs
+
+	// A namespace selector that accepts a namespace's old labels but not
+	// its new ones (or the reverse) changes for every pod there: match
+	// such peers anew.
+	for _, ns := range namespaces {
+		ol, nl := oc.NamespaceLabels(ns), nc.NamespaceLabels(ns)
+		for k, m := range r.peers {
+			if sel := m.peer.NamespaceSelector; sel != nil && sel.Matches(ol) != sel.Matches(nl) {
+				delete(r.peers, k)
+				ch.Peers[k] = true
+			}
+		}
+	}
+
+	// Changed pods leave and join the peers they matched and match.
+	for _, k := range ch.Pods {
+		op, np := oc.Pod(k), nc.Pod(k)
+		oo, no := ownedBy(oc, op), ownedBy(nc, np)
+		if oo == nil && no == nil {
+			continue // not a peer in either snapshot
+		}
+		var oLabels, nLabels labels.Set
+		if oo != nil {
+			oLabels = oc.NamespaceLabels(op.Namespace)
+		}
+		if no != nil {
+			nLabels = nc.NamespaceLabels(np.Namespace)
+		}
+		same := oo != nil && no != nil && slices.Equal(oo.addrs, no.addrs) && slices.Equal(op.Ports, np.Ports)
+		for pk, m := range r.peers {
+			in := oo != nil && m.peer.MatchesPod(op, oLabels)
+			out := no != nil && m.peer.MatchesPod(np, nLabels)
+			if !in && !out {
+				continue
+			}
+			if in && out && same {
+				// The same pod, addresses and ports: only refresh it.
+				if i, ok := findPod(m.pods, np); ok {
+					m.pods[i] = no
+					continue
+				}
+			}
+			ch.Peers[pk] = true
+			pods, ok := m.pods, true
+			if in {
+				var i int
+				if i, ok = findPod(pods, op); ok {
+					pods = slices.Delete(slices.Clone(pods), i, i+1)
+				}
+			}
+			if out && ok {
+				var i int
+				var found bool
+				if i, found = findPod(pods, np); found {
+					ok = false
+				} else {
+					pods = slices.Insert(slices.Clone(pods), i, no)
+				}
+			}
+			if !ok {
+				// The cache disagrees with the old snapshot: match anew.
+				delete(r.peers, pk)
+				continue
+			}
+			m.pods, m.addrs, m.merged = pods, nil, false
+		}
+	}
+	return ch
+}
+
+// findPod finds a pod by namespace and name in pods sorted in cluster
+// order.
+func findPod(pods []*ownedPod, p *cluster.Pod) (int, bool) {
+	return slices.BinarySearchFunc(pods, p, func(op *ownedPod, p *cluster.Pod) int {
+		if c := strings.Compare(op.pod.Namespace, p.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(op.pod.Name, p.Name)
+	})
+}
+
+// Prune forgets the peer matches whose keys keep rejects.
+func (r *Resolver) Prune(keep func(key string) bool) {
+	for k := range r.peers {
+		if !keep(k) {
+			delete(r.peers, k)
+		}
+	}
 }
 
 // Resolve returns what pod may exchange in dir, or nil when it is not
@@ -363,8 +614,8 @@ func (r *Resolver) resolveNamedEgress(a *Allowance, rule *Rule, src RuleMatch, p
 		})
 	}
 	if rule.AllPeers() {
-		for i := range r.owned {
-			add(&r.owned[i], r.owned[i].addrs, -1)
+		for _, op := range r.ownedPods() {
+			add(op, op.addrs, -1)
 		}
 		return
 	}
@@ -378,8 +629,7 @@ func (r *Resolver) resolveNamedEgress(a *Allowance, rule *Rule, src RuleMatch, p
 		}
 		// Every active pod (hostNetwork ones too) owning an address in
 		// the block is a destination.
-		for j := range r.owned {
-			op := &r.owned[j]
+		for _, op := range r.ownedPods() {
 			var in []AddrRange
 			for _, ar := range op.addrs {
 				if peer.IPBlock.Contains(ar.From) {
