@@ -99,11 +99,20 @@ func (s *FileSource) Load() (*cluster.Cluster, []error) {
 // written, created, removed or renamed, until ctx ends. New directories are
 // watched as they appear.
 func (s *FileSource) Watch(ctx context.Context, debounce time.Duration, changed func()) error {
+	w, addTree, err := s.startWatch()
+	if err != nil {
+		return err
+	}
+	return s.watchLoop(ctx, w, addTree, debounce, changed)
+}
+
+// startWatch sets up the watches on every path before it returns, so that
+// no change made after it returns is missed.
+func (s *FileSource) startWatch() (*fsnotify.Watcher, func(string) error, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watch manifests: %w", err)
+		return nil, nil, fmt.Errorf("watch manifests: %w", err)
 	}
-	defer w.Close()
 	addTree := func(root string) error {
 		st, err := os.Stat(root)
 		if err != nil {
@@ -128,9 +137,15 @@ func (s *FileSource) Watch(ctx context.Context, debounce time.Duration, changed 
 	}
 	for _, p := range s.Paths {
 		if err := addTree(p); err != nil {
-			return fmt.Errorf("watch %s: %w", p, err)
+			w.Close()
+			return nil, nil, fmt.Errorf("watch %s: %w", p, err)
 		}
 	}
+	return w, addTree, nil
+}
+
+func (s *FileSource) watchLoop(ctx context.Context, w *fsnotify.Watcher, addTree func(string) error, debounce time.Duration, changed func()) error {
+	defer w.Close()
 	var timer *time.Timer
 	fire := make(chan struct{}, 1)
 	for {

@@ -126,7 +126,7 @@ func Serve(ctx context.Context, addr string, h *Health, m *Metrics) error {
 		w.Write([]byte("ok\n"))
 	})
 	if m != nil {
-		mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", metricsHandler(m))
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -143,4 +143,8 @@ func Serve(ctx context.Context, addr string, h *Health, m *Metrics) error {
 		return err
 	}
 	return nil
+}
+
+func metricsHandler(m *Metrics) http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 }

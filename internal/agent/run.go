@@ -41,11 +41,8 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 		}
 		return nil
 	}
-	if err := sync(); err != nil {
-		return err
-	}
 	if opts.Once {
-		return nil
+		return sync()
 	}
 	if opts.Debounce == 0 {
 		opts.Debounce = 50 * time.Millisecond
@@ -57,8 +54,16 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 		default:
 		}
 	}
+	// Watch before the first read, so that no change is missed.
+	w, addTree, err := src.startWatch()
+	if err != nil {
+		return err
+	}
 	watchErr := make(chan error, 1)
-	go func() { watchErr <- src.Watch(ctx, opts.Debounce, poke) }()
+	go func() { watchErr <- src.watchLoop(ctx, w, addTree, opts.Debounce, poke) }()
+	if err := sync(); err != nil {
+		return err
+	}
 	var tick <-chan time.Time
 	if opts.Resync > 0 {
 		t := time.NewTicker(opts.Resync)
