@@ -8,8 +8,6 @@ import (
 	"runtime/pprof"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/netfence/netfence/internal/kube"
@@ -96,9 +94,7 @@ func (f *sourceFlags) useLive() bool {
 // policy edit can be judged before it is applied). Any invalid document is
 // an error (exit 2) and no result is produced.
 func (f *sourceFlags) load(s *streams) (*policy.Set, error) {
-	var nss []*corev1.Namespace
-	var pods []*corev1.Pod
-	var pols []*networkingv1.NetworkPolicy
+	live := &kube.Objects{}
 	if f.useLive() {
 		cfg, err := kube.RESTConfig(f.kube)
 		if err != nil {
@@ -112,11 +108,9 @@ func (f *sourceFlags) load(s *streams) (*policy.Set, error) {
 		if err != nil {
 			return nil, &exitError{code: 2, err: err}
 		}
-		live, err := kube.List(context.Background(), client)
-		if err != nil {
+		if live, err = kube.List(context.Background(), client); err != nil {
 			return nil, &exitError{code: 2, err: fmt.Errorf("read the live cluster: %w", err)}
 		}
-		nss, pods, pols = live.Namespaces, live.Pods, live.Policies
 	}
 	if len(f.files) > 0 {
 		objs, err := (&manifest.Loader{Stdin: s.in}).Load(f.files)
@@ -128,33 +122,12 @@ func (f *sourceFlags) load(s *streams) (*policy.Set, error) {
 				fmt.Fprintf(s.err, "skipped %s: kind %s (%s) is not used\n", sk.Location, sk.Kind, sk.APIVersion)
 			}
 		}
-		nss = overlay(nss, objs.Namespaces, func(o *corev1.Namespace) string { return o.Name })
-		pods = overlay(pods, objs.Pods, func(o *corev1.Pod) string { return o.Namespace + "/" + o.Name })
-		pols = overlay(pols, objs.Policies, func(o *networkingv1.NetworkPolicy) string { return o.Namespace + "/" + o.Name })
+		live.Overlay(objs.Namespaces, objs.Pods, objs.Policies)
 	}
-	set := policy.NewSet((&kube.Objects{Namespaces: nss, Pods: pods, Policies: pols}).Cluster())
+	set := policy.NewSet(live.Cluster())
 	if len(set.Rejected) > 0 {
 		// Validation already ran on load; this is a bug guard, not a path.
 		return nil, &exitError{code: 2, err: fmt.Errorf("policies rejected: %v", set.Rejected)}
 	}
 	return set, nil
-}
-
-// overlay returns base with every object of top added, replacing the base
-// object of the same key.
-func overlay[T any](base, top []T, key func(T) string) []T {
-	if len(base) == 0 {
-		return top
-	}
-	replaced := map[string]bool{}
-	for _, o := range top {
-		replaced[key(o)] = true
-	}
-	out := make([]T, 0, len(base)+len(top))
-	for _, o := range base {
-		if !replaced[key(o)] {
-			out = append(out, o)
-		}
-	}
-	return append(out, top...)
 }

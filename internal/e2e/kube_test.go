@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,6 +234,37 @@ func TestAgentOnAPIServer(t *testing.T) {
 		}
 	}
 	checkMatrix("initial")
+
+	// The analyzer on the live cluster, alone and with a policy from a file
+	// replacing the live one of the same name (judging a change before
+	// applying it).
+	verdict := func(objs *kube.Objects) bool {
+		t.Helper()
+		res, err := analysis.Check(policy.NewSet(objs.Cluster()), analysis.CheckRequest{From: "shop/frontend-7c9f4-fghij", To: "shop/api-5d8b6-klmno", Port: "TCP/http"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Allowed
+	}
+	live, err := kube.List(ctx, env.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !verdict(live) {
+		t.Fatal("live cluster: frontend -> api should be allowed")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "api.yaml"), []byte("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: api, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Ingress]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fileObjs, err := (&manifest.Loader{}).Load([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Overlay(fileObjs.Namespaces, fileObjs.Pods, fileObjs.Policies)
+	if verdict(live) {
+		t.Fatal("live cluster with shop/api replaced from a file: frontend -> api should be denied")
+	}
 
 	frontend, api, db, debug := pod("shop/frontend-7c9f4-abcde"), pod("shop/api-5d8b6-klmno"), pod("shop/db-0"), pod("tools/debug")
 

@@ -111,6 +111,31 @@ func (o *Objects) Cluster() *cluster.Cluster {
 	return cluster.FromAPI(o.Namespaces, o.Pods, o.Policies)
 }
 
+// Overlay adds objects read from elsewhere (manifests), each replacing the
+// object of the same kind, namespace and name: the live cluster with a
+// policy change applied, to judge it before it is applied.
+func (o *Objects) Overlay(namespaces []*corev1.Namespace, pods []*corev1.Pod, policies []*networkingv1.NetworkPolicy) {
+	o.Namespaces = overlay(o.Namespaces, namespaces, func(x *corev1.Namespace) string { return x.Name })
+	o.Pods = overlay(o.Pods, pods, func(x *corev1.Pod) string { return x.Namespace + "/" + x.Name })
+	o.Policies = overlay(o.Policies, policies, func(x *networkingv1.NetworkPolicy) string { return x.Namespace + "/" + x.Name })
+}
+
+// overlay returns base with every object of top added, replacing the base
+// object of the same key.
+func overlay[T any](base, top []T, key func(T) string) []T {
+	replaced := make(map[string]bool, len(top))
+	for _, x := range top {
+		replaced[key(x)] = true
+	}
+	out := make([]T, 0, len(base)+len(top))
+	for _, x := range base {
+		if !replaced[key(x)] {
+			out = append(out, x)
+		}
+	}
+	return append(out, top...)
+}
+
 // Informers watches namespaces, pods and NetworkPolicies with shared
 // informers and hands out consistent snapshots.
 type Informers struct {
