@@ -162,7 +162,7 @@ func (d *Dataplane) Tables() ([]string, error) {
 // namespace (0 when conntrack is not loaded).
 func (d *Dataplane) ConntrackCount() (int, error) {
 	var n int
-	err := runIn(d.bed.NodeNamespace(), func() error {
+	err := testbed.InNamespace(d.bed.NodeNamespace(), func() error {
 		b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
 		if errors.Is(err, os.ErrNotExist) {
 			return nil

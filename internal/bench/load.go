@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netfence/netfence/internal/testbed"
 )
 
 // Server accepts TCP connections on one address in a network namespace and
@@ -36,7 +38,7 @@ const serverPollInterval = 100 * time.Millisecond
 // accept loops (at least 1).
 func StartServer(nsName string, addr netip.AddrPort, threads int) (*Server, error) {
 	fd := -1
-	err := runIn(nsName, func() error {
+	err := testbed.InNamespace(nsName, func() error {
 		var err error
 		fd, err = unix.Socket(sockFamily(addr.Addr()), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -246,7 +248,7 @@ func Load(ctx context.Context, nsName string, server netip.AddrPort, opts LoadOp
 			wr := &results[w]
 			wr.errors = map[string]int{}
 			wr.lat = make([]time.Duration, 0, 1<<16)
-			wr.err = runIn(nsName, func() error {
+			wr.err = testbed.InNamespace(nsName, func() error {
 				return connectLoop(ctx, server, opts, measureFrom, end, wr.errors, &wr.conns, &wr.failures, &wr.lat)
 			})
 		}()

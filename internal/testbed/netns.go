@@ -195,3 +195,15 @@ func RemoveByPrefix(prefix string) (int, error) {
 	}
 	return n, errors.Join(errs...)
 }
+
+// InNamespace runs fn on an OS thread inside the named network namespace
+// (/var/run/netns/name), for code that must create sockets or netlink
+// handles there. The thread is moved back afterwards, or discarded.
+func InNamespace(name string, fn func() error) error {
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("open network namespace %q: %w", name, err)
+	}
+	defer h.Close()
+	return inNetNS(h, fn)
+}
