@@ -193,11 +193,17 @@ func diffElements(old, new []Element) (del, add []Element) {
 		}
 		return del, add
 	}
-	in := make(map[Element]bool, len(new))
+	return setDifference(old, new)
+}
+
+// setDifference returns the members of old missing from new and the
+// members of new missing from old, in their orders.
+func setDifference[T comparable](old, new []T) (del, add []T) {
+	in := make(map[T]bool, len(new))
 	for _, e := range new {
 		in[e] = true
 	}
-	was := make(map[Element]bool, len(old))
+	was := make(map[T]bool, len(old))
 	for _, e := range old {
 		was[e] = true
 		if !in[e] {
@@ -252,23 +258,7 @@ func diffVMap(old, new []VMapElement) (del, add []VMapElement) {
 	if slices.Equal(old, new) {
 		return nil, nil
 	}
-	in := make(map[VMapElement]bool, len(new))
-	for _, e := range new {
-		in[e] = true
-	}
-	was := make(map[VMapElement]bool, len(old))
-	for _, e := range old {
-		was[e] = true
-		if !in[e] {
-			del = append(del, e)
-		}
-	}
-	for _, e := range new {
-		if !was[e] {
-			add = append(add, e)
-		}
-	}
-	return del, add
+	return setDifference(old, new)
 }
 
 // queue adds the delta to a batch, ordered so that no step depends on a
