@@ -7,7 +7,6 @@ package kube
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -144,17 +143,23 @@ type Informers struct {
 	pods    cache.SharedIndexInformer
 	pols    cache.SharedIndexInformer
 	changed chan struct{}
+
+	// converted caches the model of each pod object: the informer hands out
+	// the same pointer while an object is unchanged, so a snapshot converts
+	// only pods that changed. Only Snapshot uses it.
+	converted map[*corev1.Pod]*cluster.Pod
 }
 
 // NewInformers prepares informers; Start runs them.
 func NewInformers(client kubernetes.Interface) *Informers {
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(trim))
 	s := &Informers{
-		factory: f,
-		ns:      f.Core().V1().Namespaces().Informer(),
-		pods:    f.Core().V1().Pods().Informer(),
-		pols:    f.Networking().V1().NetworkPolicies().Informer(),
-		changed: make(chan struct{}, 1),
+		factory:   f,
+		ns:        f.Core().V1().Namespaces().Informer(),
+		pods:      f.Core().V1().Pods().Informer(),
+		pols:      f.Networking().V1().NetworkPolicies().Informer(),
+		changed:   make(chan struct{}, 1),
+		converted: map[*corev1.Pod]*cluster.Pod{},
 	}
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.poke() },
@@ -216,20 +221,29 @@ func (s *Informers) Start(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), s.ns.HasSynced, s.pods.HasSynced, s.pols.HasSynced)
 }
 
-// Snapshot returns the cluster as the informers' caches hold it now.
+// Snapshot returns the cluster as the informers' caches hold it now. It is
+// not safe for concurrent use (the agent takes snapshots from one loop).
 func (s *Informers) Snapshot() *cluster.Cluster {
-	o := &Objects{}
+	var nss []*cluster.Namespace
 	for _, x := range s.ns.GetStore().List() {
-		o.Namespaces = append(o.Namespaces, x.(*corev1.Namespace))
+		nss = append(nss, cluster.NamespaceFromAPI(x.(*corev1.Namespace)))
 	}
-	for _, x := range s.pods.GetStore().List() {
-		o.Pods = append(o.Pods, x.(*corev1.Pod))
+	objs := s.pods.GetStore().List()
+	pods := make([]*cluster.Pod, 0, len(objs))
+	next := make(map[*corev1.Pod]*cluster.Pod, len(objs))
+	for _, x := range objs {
+		p := x.(*corev1.Pod)
+		m, ok := s.converted[p]
+		if !ok {
+			m = cluster.PodFromAPI(p)
+		}
+		next[p] = m
+		pods = append(pods, m)
 	}
+	s.converted = next
+	var pols []*networkingv1.NetworkPolicy
 	for _, x := range s.pols.GetStore().List() {
-		o.Policies = append(o.Policies, x.(*networkingv1.NetworkPolicy))
+		pols = append(pols, x.(*networkingv1.NetworkPolicy))
 	}
-	sort.Slice(o.Policies, func(i, j int) bool {
-		return o.Policies[i].Namespace+"/"+o.Policies[i].Name < o.Policies[j].Namespace+"/"+o.Policies[j].Name
-	})
-	return o.Cluster()
+	return cluster.New(nss, pods, pols)
 }
