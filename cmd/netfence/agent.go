@@ -16,13 +16,6 @@ import (
 	"github.com/netfence/netfence/internal/nft"
 )
 
-func init() {
-	prev := extraCommands
-	extraCommands = func(s *streams) []*cobra.Command {
-		return append(prev(s), newAgentCommand(s))
-	}
-}
-
 // agentFlags are the agent's flags.
 type agentFlags struct {
 	manifests  []string

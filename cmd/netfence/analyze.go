@@ -69,17 +69,9 @@ func newMatrixCommand(s *streams) *cobra.Command {
 				return &exitError{code: 2, err: fmt.Errorf("-o %q: must be table, json, csv or summary", output)}
 			}
 			var opts analysis.Options
-			for _, p := range ports {
-				for _, one := range strings.Split(p, ",") {
-					if strings.TrimSpace(one) == "" {
-						continue
-					}
-					pp, err := analysis.ParsePort(one)
-					if err != nil {
-						return &exitError{code: 2, err: fmt.Errorf("--ports: %w", err)}
-					}
-					opts.Ports = append(opts.Ports, pp)
-				}
+			var err error
+			if opts.Ports, err = parsePorts(ports); err != nil {
+				return &exitError{code: 2, err: err}
 			}
 			opts.Namespaces = namespaces
 			opts.CountsOnly = output == "summary"

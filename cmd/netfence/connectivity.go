@@ -16,13 +16,6 @@ import (
 	"github.com/netfence/netfence/internal/testbed"
 )
 
-func init() {
-	prev := extraCommands
-	extraCommands = func(s *streams) []*cobra.Command {
-		return append(prev(s), newConnectivityCommand(s), newTestbedCommand(s))
-	}
-}
-
 func parsePorts(list []string) ([]analysis.Port, error) {
 	var out []analysis.Port
 	for _, p := range list {

@@ -57,15 +57,10 @@ func newRootCommand(name string, in io.Reader, out, errOut io.Writer) *cobra.Com
 	root.SetIn(in)
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.AddCommand(newCheckCommand(s), newMatrixCommand(s), newDescribeCommand(s))
-	for _, c := range extraCommands(s) {
-		root.AddCommand(c)
-	}
+	root.AddCommand(newCheckCommand(s), newMatrixCommand(s), newDescribeCommand(s),
+		newAgentCommand(s), newConnectivityCommand(s), newTestbedCommand(s))
 	return root
 }
-
-// extraCommands lets other files add commands without touching this list.
-var extraCommands = func(*streams) []*cobra.Command { return nil }
 
 // sourceFlags are the flags that say where the cluster comes from.
 type sourceFlags struct {
