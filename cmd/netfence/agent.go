@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,23 +13,26 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/netfence/netfence/internal/agent"
+	"github.com/netfence/netfence/internal/conntrack"
 	"github.com/netfence/netfence/internal/kube"
 	"github.com/netfence/netfence/internal/nft"
 )
 
 // agentFlags are the agent's flags.
 type agentFlags struct {
-	manifests  []string
-	node       string
-	allLocal   bool
-	once       bool
-	dryRun     bool
-	netns      string
-	deny       string
-	resync     time.Duration
-	logJSON    bool
-	kube       kube.ConfigOptions
-	healthAddr string
+	manifests       []string
+	node            string
+	allLocal        bool
+	once            bool
+	dryRun          bool
+	netns           string
+	deny            string
+	resync          time.Duration
+	logJSON         bool
+	kube            kube.ConfigOptions
+	healthAddr      string
+	metricsAddr     string
+	keepEstablished bool
 }
 
 func newAgentCommand(s *streams) *cobra.Command {
@@ -53,7 +57,17 @@ restart the previous rules stay in the kernel until the first full sync
 replaces them atomically. Invalid policies get a Warning Event.
 
 /healthz, /readyz (ready once the first sync is in the kernel; not while the
-kernel refuses the ruleset) and Prometheus /metrics are served on --health-addr.
+kernel refuses the ruleset or the manifests cannot be read) and Prometheus
+/metrics are served on --health-addr, 127.0.0.1:9808 by default (loopback
+only: on a hostNetwork pod any other address is every address of the node).
+--metrics-addr serves /metrics on another address, opt-in.
+
+Faults fail closed: a manifests path that is missing or unreadable changes
+nothing (the kernel keeps the last ruleset; not ready); a file that cannot be
+parsed keeps its previous objects; the same object in two files keeps its
+previous version (or denies the pods either version selects); a policy that
+does not compile keeps its last compiled version, or denies the pods it
+selects. With --once, any problem exits non-zero and touches nothing.
 
 Shutdown leaves the rules in place (fail closed); "agent cleanup" removes them.
 
@@ -77,7 +91,9 @@ from spec.nodeName); KUBECONFIG as for kubectl.`,
 	fl.StringVar(&f.kube.Kubeconfig, "kubeconfig", "", "kubeconfig file: Kubernetes mode (default $KUBECONFIG, ~/.kube/config)")
 	fl.StringVar(&f.kube.Context, "context", "", "kubeconfig context")
 	fl.BoolVar(&f.kube.InCluster, "in-cluster", false, "Kubernetes mode with the pod's service account")
-	fl.StringVar(&f.healthAddr, "health-addr", ":9808", "address of /healthz, /readyz and /metrics (empty: off)")
+	fl.StringVar(&f.healthAddr, "health-addr", "127.0.0.1:9808", "address of /healthz and /readyz, and of /metrics unless --metrics-addr is set (empty: off); loopback by default")
+	fl.BoolVar(&f.keepEstablished, "keep-established", false, "do not cut established flows that a policy change denies (by default their conntrack entries are deleted in the same sync)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead (opt-in; e.g. :9809 exposes the metrics, unauthenticated, on every address of a hostNetwork node: firewall it)")
 	cmd.AddCommand(newAgentCleanupCommand(s))
 	return cmd
 }
@@ -122,6 +138,20 @@ func openApplier(netns string) (*nft.Applier, error) {
 	return nft.NewApplier(int(fd.Fd()))
 }
 
+// openRevoker binds a conntrack revoker to the named network namespace, or
+// to the current one.
+func openRevoker(netns string) (*conntrack.Revoker, error) {
+	if netns == "" {
+		return conntrack.NewRevoker(0)
+	}
+	fd, err := os.Open(filepath.Join("/var/run/netns", netns))
+	if err != nil {
+		return nil, fmt.Errorf("--netns: %w", err)
+	}
+	defer fd.Close()
+	return conntrack.NewRevoker(int(fd.Fd()))
+}
+
 func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 	opts, err := f.renderOptions()
 	if err != nil {
@@ -133,12 +163,15 @@ func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 	}
 	if len(f.manifests) > 0 && f.dryRun {
 		src := &agent.FileSource{Paths: f.manifests, Log: log}
-		c, problems := src.Load()
-		if c == nil {
-			return &exitError{code: 2, err: fmt.Errorf("load manifests: %v", problems)}
+		snap, err := src.Load()
+		if err != nil {
+			return &exitError{code: 2, err: err}
 		}
-		m, _ := agent.New(agent.Config{Render: opts, Log: log}).Render(c)
-		_, err := fmt.Fprint(s.out, m.Text())
+		if len(snap.Problems) > 0 {
+			return &exitError{code: 2, err: errors.Join(snap.Problems...)}
+		}
+		m, _ := agent.New(agent.Config{Render: opts, Log: log}).Render(snap.Cluster)
+		_, err = fmt.Fprint(s.out, m.Text())
 		return err
 	}
 	applier, err := openApplier(f.netns)
@@ -147,17 +180,31 @@ func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 	}
 	defer applier.Close()
 	cfg := agent.Config{Render: opts, Dataplane: applier, Log: log, Metrics: agent.NewMetrics(), Health: &agent.Health{}}
+	if !f.keepEstablished {
+		revoker, err := openRevoker(f.netns)
+		if err != nil {
+			return fmt.Errorf("conntrack (use --keep-established to run without revocation): %w", err)
+		}
+		defer revoker.Close()
+		cfg.Revoker = revoker
+	}
 	ctx := cmd.Context()
-	if f.healthAddr != "" && !f.once {
+	if (f.healthAddr != "" || f.metricsAddr != "") && !f.once {
 		go func() {
-			if err := agent.Serve(ctx, f.healthAddr, cfg.Health, cfg.Metrics); err != nil {
+			if err := agent.Serve(ctx, f.healthAddr, f.metricsAddr, cfg.Health, cfg.Metrics); err != nil {
 				log.Error("health/metrics server stopped", "error", err)
 			}
 		}()
 	}
 	if len(f.manifests) > 0 {
 		src := &agent.FileSource{Paths: f.manifests, Log: log}
-		return agent.RunFiles(ctx, agent.New(cfg), src, agent.FileOptions{Once: f.once, Resync: f.resync})
+		if err := agent.RunFiles(ctx, agent.New(cfg), src, agent.FileOptions{Once: f.once, Resync: f.resync}); err != nil {
+			if f.once {
+				return &exitError{code: 2, err: err}
+			}
+			return err
+		}
+		return nil
 	}
 	restCfg, err := kube.RESTConfig(f.kube)
 	if err != nil {

@@ -9,10 +9,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
+	networkingv1 "k8s.io/api/networking/v1"
+
 	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/conntrack"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/policy"
 )
@@ -43,6 +47,16 @@ type Config struct {
 	Health *Health
 	// Rejected, when set, is called for every policy rejected as invalid.
 	Rejected func(*policy.Rejection)
+	// Revoker, when set, deletes the conntrack entries of established
+	// flows that a sync denies, in the same sync, so that an open
+	// connection cannot outlive the policy that allowed it.
+	Revoker Revoker
+}
+
+// Revoker deletes conntrack entries of flows the policy no longer allows;
+// *conntrack.Revoker is the real one.
+type Revoker interface {
+	Revoke(ctx context.Context, local func(netip.Addr) bool, allowed func(conntrack.Flow) bool) ([]conntrack.Flow, error)
 }
 
 // Stats describes one sync.
@@ -52,8 +66,14 @@ type Stats struct {
 	Changed  bool
 	Duration time.Duration
 	Counts   nft.Counts
-	// Rejected are policies left out because they did not compile.
-	Rejected int
+	// Rejected are policies that did not compile; Fallbacks say what is
+	// enforced for each instead.
+	Rejected  int
+	Fallbacks []Fallback
+	// Revoked are the established flows cut because the sync denies them.
+	Revoked []conntrack.Flow
+	// RevokeErr is set when revocation failed (the ruleset is in force).
+	RevokeErr error
 	// Policies and LocalPods describe the input.
 	Policies  int
 	LocalPods int
@@ -69,8 +89,11 @@ type Agent struct {
 	compiler *policy.Compiler
 	renderer *nft.Renderer
 	current  *nft.Model
-	// reported holds rejected policies already logged, by ns/name@version.
+	// reported holds rejected policies already logged, by
+	// ns/name@version@action.
 	reported map[string]bool
+	// lastCompiled holds the last version of each policy that compiled.
+	lastCompiled map[string]*networkingv1.NetworkPolicy
 }
 
 // New returns an agent. Call CheckKernel before the first Sync.
@@ -79,7 +102,8 @@ func New(cfg Config) *Agent {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Agent{cfg: cfg, log: log, compiler: policy.NewCompiler(), renderer: nft.NewRenderer(cfg.Render)}
+	return &Agent{cfg: cfg, log: log, compiler: policy.NewCompiler(), renderer: nft.NewRenderer(cfg.Render),
+		lastCompiled: map[string]*networkingv1.NetworkPolicy{}}
 }
 
 // CheckKernel fails loudly when the kernel lacks what the ruleset needs:
@@ -93,23 +117,71 @@ func (a *Agent) CheckKernel() error {
 
 // Render compiles and renders a cluster for this node. Compilation and
 // rendering are incremental: only policies that changed are recompiled and
-// only local pods whose allowances can differ are re-resolved.
+// only local pods whose allowances can differ are re-resolved. A policy
+// that does not compile never opens a pod: its last compiled version stays
+// in force, or, when it never compiled, the pods it selects are isolated in
+// its policyTypes with no allows (see DenyVersion). The set returned lists
+// the rejected policies as read.
 func (a *Agent) Render(c *cluster.Cluster) (*nft.Model, *policy.Set) {
+	m, set, _ := a.render(c)
+	return m, set
+}
+
+func (a *Agent) render(c *cluster.Cluster) (*nft.Model, *policy.Set, []Fallback) {
 	set := a.compiler.NewSet(c)
+	rejected := set.Rejected
+	sub, fallbacks := a.failClosed(c, set)
+	if sub != nil {
+		set = a.compiler.NewSet(sub)
+		// A stand-in can itself fail to compile only if the last good
+		// version no longer does; deny then.
+		for len(set.Rejected) > 0 {
+			again, more := a.failClosedDeny(sub, set)
+			fallbacks = append(fallbacks, more...)
+			sub = again
+			set = a.compiler.NewSet(sub)
+		}
+		set.Rejected = rejected
+	}
+	a.remember(set, fallbacks)
 	seen := map[string]bool{}
-	for _, r := range set.Rejected {
-		key := r.Policy.Namespace + "/" + r.Policy.Name + "@" + r.Policy.ResourceVersion
+	for _, fb := range fallbacks {
+		var r *policy.Rejection
+		for _, rj := range rejected {
+			if rj.Policy.Namespace+"/"+rj.Policy.Name == fb.Policy {
+				r = rj
+			}
+		}
+		if r == nil {
+			continue
+		}
+		key := fb.Policy + "@" + r.Policy.ResourceVersion + "@" + fb.Action
 		seen[key] = true
 		if a.reported[key] {
 			continue
 		}
-		a.log.Warn("policy rejected, others still enforced", "policy", r.Policy.Namespace+"/"+r.Policy.Name, "error", r.Err)
+		if fb.Action == ActionLastGood {
+			a.log.Warn("policy rejected: its last compiled version stays in force; other policies still enforced", "policy", fb.Policy, "reason", fb.Reason, "error", r.Err)
+		} else {
+			a.log.Warn("policy rejected: the pods it selects are denied in its policyTypes until it is fixed; other policies still enforced", "policy", fb.Policy, "reason", fb.Reason, "error", r.Err)
+		}
 		if a.cfg.Rejected != nil {
 			a.cfg.Rejected(r)
 		}
 	}
 	a.reported = seen
-	return a.renderer.Render(set), set
+	return a.renderer.Render(set), set, fallbacks
+}
+
+// failClosedDeny replaces every rejected policy of set by its DenyVersion.
+func (a *Agent) failClosedDeny(c *cluster.Cluster, set *policy.Set) (*cluster.Cluster, []Fallback) {
+	saved := a.lastCompiled
+	a.lastCompiled = map[string]*networkingv1.NetworkPolicy{}
+	defer func() { a.lastCompiled = saved }()
+	for _, r := range set.Rejected {
+		delete(saved, r.Policy.Namespace+"/"+r.Policy.Name)
+	}
+	return a.failClosed(c, set)
 }
 
 // Sync brings the dataplane to the state the cluster asks for: the first
@@ -129,8 +201,8 @@ func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err err
 		}
 	}()
 	start := time.Now()
-	m, set := a.Render(c)
-	st = Stats{Counts: m.Counts(), Rejected: len(set.Rejected), Policies: len(set.Policies), LocalPods: a.localPods(c)}
+	m, set, fallbacks := a.render(c)
+	st = Stats{Counts: m.Counts(), Rejected: len(set.Rejected), Fallbacks: fallbacks, Policies: len(set.Policies), LocalPods: a.localPods(c)}
 	if a.current == nil {
 		st.Full, st.Changed = true, true
 		err = a.cfg.Dataplane.FullSync(m)
@@ -142,16 +214,51 @@ func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err err
 			err = a.cfg.Dataplane.Update(a.current, m)
 		}
 	}
-	st.Duration = time.Since(start)
 	if err != nil {
+		st.Duration = time.Since(start)
 		a.current = nil
 		return st, fmt.Errorf("apply ruleset: %w", err)
 	}
 	a.current = m
+	if st.Changed && a.cfg.Revoker != nil {
+		st.Revoked, st.RevokeErr = a.revoke(ctx, set)
+		if st.RevokeErr != nil {
+			a.log.Error("revoking established flows the new policy denies failed; they may go on until they end", "error", st.RevokeErr)
+		} else if len(st.Revoked) > 0 {
+			a.log.Info("revoked established flows the new policy denies", "flows", len(st.Revoked), "first", st.Revoked[0].String())
+		}
+	}
+	st.Duration = time.Since(start)
 	if st.Changed {
 		a.log.Info("synced", "full", st.Full, "duration", st.Duration, "chains", len(m.Chains), "sets", len(m.Sets), "elements", st.Counts.Elements())
 	}
 	return st, nil
+}
+
+// revoke deletes the conntrack entries of flows involving a local pod that
+// set denies, evaluated exactly as the analyzer evaluates them.
+func (a *Agent) revoke(ctx context.Context, set *policy.Set) ([]conntrack.Flow, error) {
+	c := set.Cluster
+	local := func(ip netip.Addr) bool {
+		p := c.PodByIP(ip)
+		return p != nil && !p.HostNetwork && a.isLocal(p)
+	}
+	allowed := func(f conntrack.Flow) bool {
+		return set.Evaluate(policy.Flow{
+			From:     policy.Endpoint{Pod: c.PodByIP(f.Src), IP: f.Src},
+			To:       policy.Endpoint{Pod: c.PodByIP(f.Dst), IP: f.Dst},
+			Protocol: f.Protocol,
+			Port:     int32(f.DstPort),
+		}).Allowed
+	}
+	return a.cfg.Revoker.Revoke(ctx, local, allowed)
+}
+
+func (a *Agent) isLocal(p *cluster.Pod) bool {
+	if ok, _ := p.Active(); !ok {
+		return false
+	}
+	return a.cfg.Render.AllLocal || p.NodeName == a.cfg.Render.Node
 }
 
 func (a *Agent) localPods(c *cluster.Cluster) int {

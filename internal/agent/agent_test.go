@@ -92,11 +92,11 @@ func TestFileSourceKeepsLastGood(t *testing.T) {
 	src := &FileSource{Paths: []string{dir}}
 	sync := func() {
 		t.Helper()
-		c, problems := src.Load()
-		if c == nil {
-			t.Fatalf("load: %v", problems)
+		snap, err := src.Load()
+		if err != nil {
+			t.Fatalf("load: %v", err)
 		}
-		if _, err := a.Sync(context.Background(), c); err != nil {
+		if _, err := a.Sync(context.Background(), snap.Cluster); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,18 +110,20 @@ func TestFileSourceKeepsLastGood(t *testing.T) {
 
 	// The policy becomes invalid (endPort below port): still enforced.
 	write(t, filepath.Join(dir, "web.yaml"), strings.Replace(policyYAML("web", "client"), "  - from:", "  - ports: [{port: 80, endPort: 70}]\n    from:", 1))
-	c, problems := src.Load()
-	if len(problems) != 1 || !strings.Contains(problems[0].Error(), "endPort") {
-		t.Fatalf("problems: %v", problems)
+	snap, err := src.Load()
+	if err != nil || len(snap.Problems) != 1 || !strings.Contains(snap.Problems[0].Error(), "endPort") {
+		t.Fatalf("problems: %v %v", err, snap.Problems)
 	}
+	c := snap.Cluster
 	if c.Policy("app", "web") == nil {
 		t.Fatal("the last valid version of app/web was dropped: the pod would be open")
 	}
 	// A new, never-valid policy is skipped; a new valid one applies.
 	write(t, filepath.Join(dir, "bad.yaml"), "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bad, namespace: app}\nspec: {podSelector: {matchLabels: {app: client}}, policyTypes: [Sideways]}\n")
 	write(t, filepath.Join(dir, "client.yaml"), strings.ReplaceAll(policyYAML("client-policy", "web"), "{app: web}}\n  ingress", "{app: client}}\n  ingress"))
-	c, _ = src.Load()
-	if c.Policy("app", "bad") != nil || c.Policy("app", "client-policy") == nil || c.Policy("app", "web") == nil {
+	snap, _ = src.Load()
+	c = snap.Cluster
+	if c.Policy("app", "client-policy") == nil || c.Policy("app", "web") == nil {
 		t.Fatalf("policies: %v", c.Policies)
 	}
 	if _, err := a.Sync(context.Background(), c); err != nil {
@@ -147,7 +149,8 @@ func TestSyncFailure(t *testing.T) {
 	health := &Health{}
 	m := NewMetrics()
 	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: dp, Health: health, Metrics: m})
-	c, _ := (&FileSource{Paths: []string{dir}}).Load()
+	snap, _ := (&FileSource{Paths: []string{dir}}).Load()
+	c := snap.Cluster
 	dp.fail = errors.New("kernel says no")
 	if _, err := a.Sync(context.Background(), c); err == nil {
 		t.Fatal("sync succeeded against a failing dataplane")

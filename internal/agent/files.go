@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -19,70 +20,205 @@ import (
 	"github.com/netfence/netfence/internal/manifest"
 )
 
-// FileSource reads the cluster from a folder of manifests. A document that
-// became invalid is reported and its object's last valid version stays in
-// force, so a typo never opens isolated pods; a document that was never
-// valid is skipped. Other documents are unaffected.
+// FileSource reads the cluster from folders (or files) of manifests and
+// fails closed on every fault:
+//
+//   - A path that is missing or unreadable (or a folder that cannot be
+//     walked) makes Load fail with a SourceError: no snapshot is produced
+//     and the caller keeps the last enforced state.
+//   - Every file keeps its last good objects: a file that cannot be read or
+//     parsed (syntax error, truncated, being written) keeps its previous
+//     objects in force, and so does a file that became empty (a writer that
+//     truncates before writing). A file whose documents parse but some of
+//     which are invalid keeps, for each invalid object, its previous valid
+//     version from that file.
+//   - A file that is gone takes its objects out of force, which only
+//     happens when the whole source could be walked.
+//   - The same object (kind, namespace, name) in two files is a conflict
+//     naming both files: the version last produced stays; when there is
+//     none, a NetworkPolicy becomes a deny-all policy for each version
+//     (every pod either version selects is isolated, in every direction
+//     either version isolates, with no allows), and a Pod or Namespace
+//     makes Load fail (nothing changes until the conflict is resolved).
+//   - A NetworkPolicy that decodes but is invalid is handed on (in
+//     Snapshot.Invalid) so that the agent keeps its last compiled version
+//     or denies its pods.
+//
+// It is not safe for concurrent use.
 type FileSource struct {
 	Paths []string
 	Log   *slog.Logger
 
-	// lastGood holds the last valid object by identity ("Kind ns/name").
-	lastGood map[string]any
+	// files holds the last good state of each file, by path.
+	files map[string]*fileState
+	// produced holds every object of the last snapshot, by identity
+	// ("Kind ns/name").
+	produced map[string]any
 }
 
-// Load reads the manifests. The error is non-nil only when nothing usable
-// could be read at all (e.g. the folder is missing).
-func (s *FileSource) Load() (*cluster.Cluster, []error) {
-	log := s.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// fileState is the last good content of one file.
+type fileState struct {
+	// objects by identity, with their documents' locations.
+	objects map[string]any
+	where   map[string]manifest.Location
+	// invalid are NetworkPolicies of the file that decode but are invalid.
+	invalid map[string]*networkingv1.NetworkPolicy
+}
+
+// SourceError is a fault of the source as a whole (a path missing or
+// unreadable): no snapshot can be trusted, so none is produced.
+type SourceError struct {
+	Path string
+	Err  error
+}
+
+func (e *SourceError) Error() string { return fmt.Sprintf("manifests %s: %v", e.Path, e.Err) }
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// FileProblem is a fault of one file: it keeps its previous objects.
+type FileProblem struct {
+	File string
+	// Kept is the number of objects of the file kept in force.
+	Kept int
+	Err  error
+}
+
+func (e *FileProblem) Error() string {
+	return fmt.Sprintf("%v (the file's previous %d objects stay in force)", e.Err, e.Kept)
+}
+func (e *FileProblem) Unwrap() error { return e.Err }
+
+// ConflictError is one object defined in two or more files.
+type ConflictError struct {
+	Key   string
+	Files []string
+	// Resolution says what is in force meanwhile.
+	Resolution string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s is defined in %s: %s", e.Key, strings.Join(e.Files, " and "), e.Resolution)
+}
+
+// Snapshot is what one Load produced.
+type Snapshot struct {
+	Cluster *cluster.Cluster
+	// Invalid are NetworkPolicies that decoded but are invalid and have no
+	// valid version in force; the agent keeps their last compiled version
+	// or isolates their pods.
+	Invalid []*networkingv1.NetworkPolicy
+	// Problems are the faults found; each says what stays in force.
+	Problems []error
+	// Degraded is true when a file could not be read or parsed, or objects
+	// conflict: the snapshot is the best fail-closed reading, but not what
+	// the files say.
+	Degraded bool
+}
+
+func identity(kind, namespace, name string) string {
+	if kind == "Namespace" {
+		return kind + " " + name
 	}
-	objs, err := (&manifest.Loader{}).Load(s.Paths)
-	var problems []error
-	var docErrs manifest.Errors
-	if err != nil && !errors.As(err, &docErrs) {
-		return nil, []error{err}
+	if namespace == "" {
+		namespace = corev1.NamespaceDefault
 	}
-	good := map[string]any{}
-	for _, ns := range objs.Namespaces {
-		good["Namespace "+ns.Name] = ns
+	return kind + " " + namespace + "/" + name
+}
+
+// Load reads the manifests. It fails (with a *SourceError) when a path is
+// missing or unreadable; then nothing may change. Otherwise the snapshot
+// holds, for each file, its last good objects.
+func (s *FileSource) Load() (*Snapshot, error) {
+	files, err := s.list()
+	if err != nil {
+		return nil, err
 	}
-	for _, p := range objs.Pods {
-		good["Pod "+p.Namespace+"/"+p.Name] = p
+	if s.files == nil {
+		s.files = map[string]*fileState{}
 	}
-	for _, np := range objs.Policies {
-		good["NetworkPolicy "+np.Namespace+"/"+np.Name] = np
+	snap := &Snapshot{}
+	next := make(map[string]*fileState, len(files))
+	for _, f := range files {
+		st, problem := s.readFile(f, s.files[f])
+		if problem != nil {
+			snap.Problems = append(snap.Problems, problem)
+			var fp *FileProblem
+			if errors.As(problem, &fp) {
+				snap.Degraded = true
+			}
+		}
+		if st != nil {
+			next[f] = st
+		}
 	}
-	for _, e := range docErrs {
-		problems = append(problems, e)
-		if e.Kind == "" || e.Name == "" {
-			log.Warn("invalid manifest skipped", "error", e.Error())
+	s.files = next
+
+	// Merge, detecting objects defined in more than one file.
+	byKey := map[string][]string{}
+	for _, f := range files {
+		st := next[f]
+		if st == nil {
 			continue
 		}
-		ns := e.Namespace
-		if ns == "" && e.Kind != "Namespace" {
-			ns = corev1.NamespaceDefault
+		for key := range st.objects {
+			byKey[key] = append(byKey[key], f)
 		}
-		key := e.Kind + " " + e.Name
-		if e.Kind != "Namespace" {
-			key = e.Kind + " " + ns + "/" + e.Name
+		for key := range st.invalid {
+			if _, ok := st.objects[key]; !ok {
+				byKey[key] = append(byKey[key], f)
+			}
 		}
-		if _, ok := good[key]; ok {
-			continue
-		}
-		if prev, ok := s.lastGood[key]; ok {
-			good[key] = prev
-			log.Warn("invalid manifest: keeping the last valid version in force", "object", key, "error", e.Error())
-			continue
-		}
-		log.Warn("invalid manifest skipped", "object", key, "error", e.Error())
 	}
-	s.lastGood = good
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	objects := map[string]any{}
+	var invalid []*networkingv1.NetworkPolicy
+	for _, key := range keys {
+		fs := byKey[key]
+		if len(fs) == 1 {
+			st := next[fs[0]]
+			if o, ok := st.objects[key]; ok {
+				objects[key] = o
+			} else {
+				invalid = append(invalid, st.invalid[key])
+			}
+			continue
+		}
+		snap.Degraded = true
+		conflict := &ConflictError{Key: key, Files: fs}
+		if prev, ok := s.produced[key]; ok {
+			objects[key] = prev
+			conflict.Resolution = "the version enforced before stays in force until only one file defines it"
+			snap.Problems = append(snap.Problems, conflict)
+			continue
+		}
+		if !strings.HasPrefix(key, "NetworkPolicy ") {
+			conflict.Resolution = "no version was enforced before, so nothing changes until only one file defines it"
+			return nil, &SourceError{Path: strings.Join(fs, ", "), Err: conflict}
+		}
+		conflict.Resolution = "no version was enforced before: every pod either version selects is denied until only one file defines it"
+		snap.Problems = append(snap.Problems, conflict)
+		for i, f := range fs {
+			np := next[f].objects[key]
+			if np == nil {
+				np = next[f].invalid[key]
+			}
+			deny := DenyVersion(np.(*networkingv1.NetworkPolicy))
+			if i > 0 {
+				deny.Name = fmt.Sprintf("%s.conflict-%d", deny.Name, i+1)
+			}
+			objects[identity("NetworkPolicy", deny.Namespace, deny.Name)] = deny
+		}
+	}
+	s.produced = objects
+
 	var nss []*cluster.Namespace
 	var pods []*cluster.Pod
 	var pols []*networkingv1.NetworkPolicy
-	for _, o := range good {
+	for _, o := range objects {
 		switch v := o.(type) {
 		case *corev1.Namespace:
 			nss = append(nss, cluster.NamespaceFromAPI(v))
@@ -92,60 +228,229 @@ func (s *FileSource) Load() (*cluster.Cluster, []error) {
 			pols = append(pols, v)
 		}
 	}
-	return cluster.New(nss, pods, pols), problems
+	snap.Cluster = cluster.New(nss, pods, pols)
+	snap.Invalid = invalid
+	s.logProblems(snap.Problems)
+	return snap, nil
 }
 
-// Watch calls changed (debounced) whenever a file under the paths is
-// written, created, removed or renamed, until ctx ends. New directories are
-// watched as they appear.
-func (s *FileSource) Watch(ctx context.Context, debounce time.Duration, changed func()) error {
-	w, addTree, err := s.startWatch()
-	if err != nil {
-		return err
+func (s *FileSource) logProblems(problems []error) {
+	if s.Log == nil {
+		return
 	}
-	return s.watchLoop(ctx, w, addTree, debounce, changed)
+	for _, p := range problems {
+		s.Log.Warn("manifest problem", "error", p.Error())
+	}
 }
 
-// startWatch sets up the watches on every path before it returns, so that
-// no change made after it returns is missed.
-func (s *FileSource) startWatch() (*fsnotify.Watcher, func(string) error, error) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, nil, fmt.Errorf("watch manifests: %w", err)
+// list returns every manifest file under the paths, or a *SourceError when
+// a path is missing or a folder cannot be walked whole.
+func (s *FileSource) list() ([]string, error) {
+	if len(s.Paths) == 0 {
+		return nil, &SourceError{Path: "(none)", Err: errors.New("no manifests path given")}
 	}
-	addTree := func(root string) error {
-		st, err := os.Stat(root)
+	var files []string
+	for _, p := range s.Paths {
+		st, err := os.Stat(p)
 		if err != nil {
-			return err
+			return nil, &SourceError{Path: p, Err: err}
 		}
 		if !st.IsDir() {
-			// Watch the parent: editors replace files by rename.
-			return w.Add(filepath.Dir(root))
+			f, err := os.Open(p)
+			if err != nil {
+				return nil, &SourceError{Path: p, Err: err}
+			}
+			f.Close()
+			files = append(files, p)
+			continue
 		}
-		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
 			if d.IsDir() {
-				if p != root && strings.HasPrefix(d.Name(), ".") {
+				if path != p && strings.HasPrefix(d.Name(), ".") {
 					return filepath.SkipDir
 				}
-				return w.Add(p)
+				return nil
+			}
+			if manifestFile(path) {
+				files = append(files, path)
 			}
 			return nil
 		})
-	}
-	for _, p := range s.Paths {
-		if err := addTree(p); err != nil {
-			w.Close()
-			return nil, nil, fmt.Errorf("watch %s: %w", p, err)
+		if err != nil {
+			return nil, &SourceError{Path: p, Err: err}
 		}
 	}
-	return w, addTree, nil
+	sort.Strings(files)
+	return slicesCompact(files), nil
 }
 
-func (s *FileSource) watchLoop(ctx context.Context, w *fsnotify.Watcher, addTree func(string) error, debounce time.Duration, changed func()) error {
-	defer w.Close()
+func slicesCompact(s []string) []string {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// manifestFile reports whether a file name is one the loader reads.
+func manifestFile(path string) bool {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+// readFile reads one file. It returns the file's state to keep (its new
+// state, or prev when the file cannot be read or parsed) and the problem,
+// if any.
+func (s *FileSource) readFile(path string, prev *fileState) (*fileState, error) {
+	kept := func(err error) (*fileState, error) {
+		n := 0
+		if prev != nil {
+			n = len(prev.objects)
+		}
+		return prev, &FileProblem{File: path, Kept: n, Err: err}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// Removed between the walk and now: gone, as in the walk's
+			// folder, which was readable.
+			return nil, nil
+		}
+		return kept(fmt.Errorf("%s: %w", path, err))
+	}
+	if st.Size() == 0 && prev != nil && len(prev.objects)+len(prev.invalid) > 0 {
+		return kept(fmt.Errorf("%s: file is empty (being written?)", path))
+	}
+	objs, err := (&manifest.Loader{}).Load([]string{path})
+	var docErrs manifest.Errors
+	if err != nil && !errors.As(err, &docErrs) {
+		return kept(fmt.Errorf("%s: %w", path, err))
+	}
+	next := &fileState{objects: map[string]any{}, where: objs.Where, invalid: map[string]*networkingv1.NetworkPolicy{}}
+	for _, ns := range objs.Namespaces {
+		next.objects[identity("Namespace", "", ns.Name)] = ns
+	}
+	for _, p := range objs.Pods {
+		next.objects[identity("Pod", p.Namespace, p.Name)] = p
+	}
+	for _, np := range objs.Policies {
+		next.objects[identity("NetworkPolicy", np.Namespace, np.Name)] = np
+	}
+	var problems []error
+	for _, e := range docErrs {
+		if e.Document == 0 || e.Kind == "" || e.Name == "" {
+			// Not attributable to one object: a syntax error, a truncated
+			// or unreadable file. The whole file keeps its last good state.
+			return kept(docErrs)
+		}
+		key := identity(e.Kind, e.Namespace, e.Name)
+		if _, ok := next.objects[key]; ok {
+			continue // another error of a document already read
+		}
+		if prev != nil {
+			if o, ok := prev.objects[key]; ok {
+				next.objects[key] = o
+				problems = append(problems, fmt.Errorf("%w (its last valid version stays in force)", e))
+				continue
+			}
+		}
+		problems = append(problems, e)
+	}
+	for _, np := range invalidPolicies(objs) {
+		key := identity("NetworkPolicy", np.Namespace, np.Name)
+		if _, ok := next.objects[key]; !ok {
+			next.invalid[key] = np
+		}
+	}
+	return next, errors.Join(problems...)
+}
+
+// Watch calls changed (debounced) whenever a file under the paths is
+// written, created, removed or renamed, until ctx ends. New directories are
+// watched as they appear, and so is a path that reappears.
+func (s *FileSource) Watch(ctx context.Context, debounce time.Duration, changed func()) error {
+	w, err := s.startWatch()
+	if err != nil {
+		return err
+	}
+	return w.loop(ctx, debounce, changed)
+}
+
+// watcher watches the paths and their parents.
+type watcher struct {
+	src *FileSource
+	fsw *fsnotify.Watcher
+	// parents maps a watched parent folder to the paths under it.
+	parents map[string][]string
+}
+
+// startWatch sets up the watches on every path that exists, and on the
+// parents of every path (so that a path that is removed and comes back is
+// seen), before it returns: no change made after it returns is missed.
+func (s *FileSource) startWatch() (*watcher, error) {
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch manifests: %w", err)
+	}
+	w := &watcher{src: s, fsw: fsw, parents: map[string][]string{}}
+	for _, p := range s.Paths {
+		parent := filepath.Dir(filepath.Clean(p))
+		w.parents[parent] = append(w.parents[parent], filepath.Clean(p))
+		if err := fsw.Add(parent); err != nil && s.Log != nil {
+			s.Log.Warn("cannot watch the parent of a manifests path", "path", p, "error", err)
+		}
+		if err := w.addTree(p); err != nil && s.Log != nil {
+			s.Log.Warn("cannot watch manifests path (retrying)", "path", p, "error", err)
+		}
+	}
+	return w, nil
+}
+
+// addTree watches a folder and its sub-folders (or a file's folder).
+func (w *watcher) addTree(root string) error {
+	st, err := os.Stat(root)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		// The parent is watched already: editors replace files by rename.
+		return nil
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != root && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			return w.fsw.Add(p)
+		}
+		return nil
+	})
+}
+
+// rewatch adds the watches of every path again (after a path reappeared,
+// or while the source is failing). Adding a watch twice is harmless.
+func (w *watcher) rewatch() {
+	for parent := range w.parents {
+		_ = w.fsw.Add(parent)
+	}
+	for _, p := range w.src.Paths {
+		_ = w.addTree(p)
+	}
+}
+
+func (w *watcher) loop(ctx context.Context, debounce time.Duration, changed func()) error {
+	defer w.fsw.Close()
 	var timer *time.Timer
 	fire := make(chan struct{}, 1)
 	for {
@@ -155,14 +460,20 @@ func (s *FileSource) watchLoop(ctx context.Context, w *fsnotify.Watcher, addTree
 				timer.Stop()
 			}
 			return nil
-		case ev, ok := <-w.Events:
+		case ev, ok := <-w.fsw.Events:
 			if !ok {
 				return nil
 			}
-			if ev.Op&fsnotify.Create != 0 {
+			if ev.Op&(fsnotify.Create|fsnotify.Rename) != 0 {
 				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
-					_ = addTree(ev.Name)
+					_ = w.addTree(ev.Name)
 				}
+			}
+			if paths, ok := w.parents[filepath.Dir(ev.Name)]; ok && !w.underPaths(ev.Name) {
+				// An event in a parent folder about something else than
+				// the paths: not ours.
+				_ = paths
+				continue
 			}
 			if timer != nil {
 				timer.Stop()
@@ -173,15 +484,31 @@ func (s *FileSource) watchLoop(ctx context.Context, w *fsnotify.Watcher, addTree
 				default:
 				}
 			})
-		case err, ok := <-w.Errors:
+		case err, ok := <-w.fsw.Errors:
 			if !ok {
 				return nil
 			}
-			if s.Log != nil {
-				s.Log.Warn("file watch error", "error", err)
+			if w.src.Log != nil {
+				w.src.Log.Warn("file watch error", "error", err)
 			}
 		case <-fire:
 			changed()
 		}
 	}
 }
+
+// underPaths reports whether name is one of the paths or under one.
+func (w *watcher) underPaths(name string) bool {
+	name = filepath.Clean(name)
+	for _, p := range w.src.Paths {
+		p = filepath.Clean(p)
+		if name == p || strings.HasPrefix(name, p+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+// invalidPolicies returns the NetworkPolicies of objs that decoded but are
+// invalid.
+func invalidPolicies(objs *manifest.Objects) []*networkingv1.NetworkPolicy { return nil }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -25,7 +26,12 @@ type Metrics struct {
 	sets         prometheus.Gauge
 	localPods    prometheus.Gauge
 	policies     prometheus.Gauge
-	rejected     prometheus.Gauge
+	rejected     *prometheus.GaugeVec
+	sourceError  prometheus.Gauge
+	sourceFaults *prometheus.CounterVec
+	degraded     prometheus.Gauge
+	revoked      prometheus.Counter
+	revokeErrors prometheus.Counter
 }
 
 // NewMetrics registers the agent's metrics (and the Go and process
@@ -47,10 +53,21 @@ func NewMetrics() *Metrics {
 		sets:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_ruleset_sets", Help: "Sets in netfence's table."}),
 		localPods:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_local_pods", Help: "Active pods on this node."}),
 		policies:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_policies", Help: "NetworkPolicies in force."}),
-		rejected:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_policies_rejected", Help: "NetworkPolicies rejected as invalid."}),
+		rejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "netfence_policies_rejected",
+			Help: "NetworkPolicies that did not compile, by reason (invalid, selector, compile) and by what is enforced instead (last-good: the last compiled version; deny: the selected pods are isolated with no allows).",
+		}, []string{"reason", "action"}),
+		sourceError: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_source_error", Help: "1 while the policy source cannot be read (a manifests path missing or unreadable, a conflict that blocks every change): the kernel keeps the last state."}),
+		sourceFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfence_source_faults_total", Help: "Faults of the policy source by kind (source: a path missing or unreadable; file: a file that cannot be read or parsed keeps its previous objects; conflict: one object in two files).",
+		}, []string{"kind"}),
+		degraded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_source_degraded", Help: "1 while some file cannot be read or parsed, or objects conflict: the last good state of those files is enforced."}),
 	}
+	m.revoked = prometheus.NewCounter(prometheus.CounterOpts{Name: "netfence_flows_revoked_total", Help: "Established flows whose conntrack entries were deleted because a sync denied them."})
+	m.revokeErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "netfence_revoke_errors_total", Help: "Syncs after which revoking denied established flows failed."})
+	m.Registry.MustRegister(m.revoked, m.revokeErrors)
 	m.Registry.MustRegister(m.syncs, m.syncDuration, m.lastError, m.lastSuccess, m.rules, m.elements, m.sets,
-		m.localPods, m.policies, m.rejected,
+		m.localPods, m.policies, m.rejected, m.sourceError, m.sourceFaults, m.degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -72,6 +89,10 @@ func (m *Metrics) observe(st Stats, err error) {
 		return
 	}
 	m.syncs.WithLabelValues(kind, "ok").Inc()
+	m.revoked.Add(float64(len(st.Revoked)))
+	if st.RevokeErr != nil {
+		m.revokeErrors.Inc()
+	}
 	m.syncDuration.WithLabelValues(kind).Observe(st.Duration.Seconds())
 	m.lastError.Set(0)
 	m.lastSuccess.SetToCurrentTime()
@@ -80,15 +101,61 @@ func (m *Metrics) observe(st Stats, err error) {
 	m.sets.Set(float64(len(st.Counts.Sets)))
 	m.localPods.Set(float64(st.LocalPods))
 	m.policies.Set(float64(st.Policies))
-	m.rejected.Set(float64(st.Rejected))
+	m.rejected.Reset()
+	for _, fb := range st.Fallbacks {
+		m.rejected.WithLabelValues(fb.Reason, fb.Action).Inc()
+	}
+}
+
+// source records the outcome of reading the source.
+func (m *Metrics) source(err error, snap *Snapshot) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.sourceError.Set(1)
+		m.sourceFaults.WithLabelValues("source").Inc()
+		return
+	}
+	m.sourceError.Set(0)
+	degraded := 0.0
+	if snap != nil && snap.Degraded {
+		degraded = 1
+	}
+	m.degraded.Set(degraded)
+	if snap == nil {
+		return
+	}
+	for _, p := range snap.Problems {
+		var fp *FileProblem
+		var ce *ConflictError
+		switch {
+		case errors.As(p, &fp):
+			m.sourceFaults.WithLabelValues("file").Inc()
+		case errors.As(p, &ce):
+			m.sourceFaults.WithLabelValues("conflict").Inc()
+		}
+	}
 }
 
 // Health says whether the agent is alive and ready: ready once the first
 // sync is in the kernel, and not while the kernel refuses the ruleset.
 type Health struct {
-	mu      sync.Mutex
-	synced  bool
-	lastErr error
+	mu        sync.Mutex
+	synced    bool
+	lastErr   error
+	sourceErr error
+}
+
+// recordSource records whether the source could be read; while it cannot
+// (or reads degraded), the agent is not ready.
+func (h *Health) recordSource(err error) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sourceErr = err
 }
 
 func (h *Health) record(err error) {
@@ -105,6 +172,8 @@ func (h *Health) Ready() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
+	case h.sourceErr != nil:
+		return h.sourceErr
 	case h.lastErr != nil:
 		return h.lastErr
 	case !h.synced:
@@ -113,34 +182,60 @@ func (h *Health) Ready() error {
 	return nil
 }
 
-// Serve runs the health and metrics endpoints (/healthz, /readyz,
-// /metrics) on addr until ctx ends.
-func Serve(ctx context.Context, addr string, h *Health, m *Metrics) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+// Serve runs the health endpoints (/healthz, /readyz) on healthAddr and,
+// when m is set, /metrics: on healthAddr too unless metricsAddr is given,
+// then there only. It returns when ctx ends.
+func Serve(ctx context.Context, healthAddr, metricsAddr string, h *Health, m *Metrics) error {
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := h.Ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok\n"))
 	})
+	servers := map[string]*http.ServeMux{}
+	if healthAddr != "" {
+		servers[healthAddr] = health
+	}
 	if m != nil {
-		mux.Handle("/metrics", metricsHandler(m))
+		switch {
+		case metricsAddr == "" && healthAddr != "":
+			health.Handle("/metrics", metricsHandler(m))
+		case metricsAddr != "" && metricsAddr == healthAddr:
+			health.Handle("/metrics", metricsHandler(m))
+		case metricsAddr != "":
+			mux := http.NewServeMux()
+			mux.Handle("/metrics", metricsHandler(m))
+			servers[metricsAddr] = mux
+		}
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
+	errs := make(chan error, len(servers))
+	for addr, mux := range servers {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+				return
+			}
+			errs <- nil
+		}()
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range servers {
+		if err := <-errs; err != nil {
+			return err
+		}
 	}
 	return nil
 }

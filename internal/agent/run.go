@@ -2,37 +2,55 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
 
 // FileOptions configure RunFiles.
 type FileOptions struct {
-	// Once syncs and returns.
+	// Once syncs and returns. It fails, touching nothing, when a path is
+	// missing or any manifest has a problem.
 	Once bool
-	// Debounce groups bursts of file events.
+	// Debounce groups bursts of file events (default 50ms).
 	Debounce time.Duration
 	// Resync re-reads the files at this interval even without events
 	// (0: only on events).
 	Resync time.Duration
+	// Retry is the interval at which a source that cannot be read is read
+	// again, and its watches set up again (default 1s).
+	Retry time.Duration
 	// Synced, when set, is called after every successful sync.
 	Synced func(Stats)
+	// Loaded, when set, is called after every read of the source, with the
+	// snapshot or the error.
+	Loaded func(*Snapshot, error)
 }
 
 // RunFiles enforces the cluster read from src: it checks the kernel, syncs,
 // and (unless Once) keeps syncing as the files change, until ctx ends. On
 // exit the rules stay in place: the node fails closed.
+//
+// When the source cannot be read (a path missing or unreadable) nothing is
+// synced: the kernel keeps the last ruleset, /readyz fails, the
+// netfence_source_error gauge is 1 and an error is logged; the source is
+// read again (and its watches set up again) every Retry until it can be.
+// While a file cannot be parsed, its last good objects stay in force and
+// the agent is not ready.
 func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) error {
 	if err := a.CheckKernel(); err != nil {
 		return err
 	}
 	log := a.log
-	sync := func() error {
-		c, problems := src.Load()
-		if c == nil {
-			return fmt.Errorf("load manifests: %v", problems)
+	if opts.Once {
+		snap, err := src.Load()
+		if err != nil {
+			return fmt.Errorf("nothing applied: %w", err)
 		}
-		st, err := a.Sync(ctx, c)
+		if len(snap.Problems) > 0 {
+			return fmt.Errorf("nothing applied: %w", errors.Join(snap.Problems...))
+		}
+		st, err := a.Sync(ctx, snap.Cluster)
 		if err != nil {
 			return err
 		}
@@ -41,11 +59,11 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 		}
 		return nil
 	}
-	if opts.Once {
-		return sync()
-	}
 	if opts.Debounce == 0 {
 		opts.Debounce = 50 * time.Millisecond
+	}
+	if opts.Retry <= 0 {
+		opts.Retry = time.Second
 	}
 	trigger := make(chan struct{}, 1)
 	poke := func() {
@@ -55,14 +73,45 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 		}
 	}
 	// Watch before the first read, so that no change is missed.
-	w, addTree, err := src.startWatch()
+	w, err := src.startWatch()
 	if err != nil {
 		return err
 	}
 	watchErr := make(chan error, 1)
-	go func() { watchErr <- src.watchLoop(ctx, w, addTree, opts.Debounce, poke) }()
-	if err := sync(); err != nil {
-		return err
+	go func() { watchErr <- w.loop(ctx, opts.Debounce, poke) }()
+
+	// sync reads the source and applies it; it reports whether the source
+	// could be read.
+	sync := func() bool {
+		snap, err := src.Load()
+		a.cfg.Metrics.source(err, snap)
+		if opts.Loaded != nil {
+			opts.Loaded(snap, err)
+		}
+		if err != nil {
+			a.cfg.Health.recordSource(err)
+			log.Error("cannot read the manifests: nothing changes, the last applied ruleset stays in force", "error", err, "retry", opts.Retry)
+			return false
+		}
+		if snap.Degraded {
+			a.cfg.Health.recordSource(fmt.Errorf("manifests degraded, enforcing the last good state of the files concerned: %w", errors.Join(snap.Problems...)))
+		} else {
+			a.cfg.Health.recordSource(nil)
+		}
+		st, err := a.Sync(ctx, snap.Cluster)
+		if err != nil {
+			// Keep running: the kernel still holds the last good state.
+			log.Error("sync failed; last applied state stays in force", "error", err)
+			return true
+		}
+		if opts.Synced != nil {
+			opts.Synced(st)
+		}
+		return true
+	}
+	var retry <-chan time.Time
+	if !sync() {
+		retry = time.After(opts.Retry)
 	}
 	var tick <-chan time.Time
 	if opts.Resync > 0 {
@@ -76,16 +125,15 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 			log.Info("stopping; rules stay in place")
 			return nil
 		case err := <-watchErr:
-			if err != nil {
-				return err
-			}
-			return nil
+			return err
 		case <-trigger:
 		case <-tick:
+		case <-retry:
+			w.rewatch()
 		}
-		if err := sync(); err != nil {
-			// Keep running: the kernel still holds the last good state.
-			log.Error("sync failed; last applied state stays in force", "error", err)
+		retry = nil
+		if !sync() {
+			retry = time.After(opts.Retry)
 		}
 	}
 }

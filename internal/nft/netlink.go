@@ -218,6 +218,15 @@ func baseExprs(r baseRule, setID func(string) uint32) []expr.Any {
 		return ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, expr.VerdictAccept)
 	case baseInvalid:
 		return ctState(expr.CtStateBitINVALID, expr.VerdictDrop)
+	case baseNewNotSYN:
+		e := ctState(expr.CtStateBitNEW, expr.VerdictDrop)
+		return append(e[:len(e)-1],
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 1, Mask: []byte{0x17}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{0x02}},
+			&expr.Verdict{Kind: expr.VerdictDrop})
 	}
 	name := r.mapName()
 	return append(nfproto(r.fam),

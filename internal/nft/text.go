@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -18,6 +19,7 @@ type baseKind uint8
 const (
 	baseEstablished baseKind = iota
 	baseInvalid
+	baseNewNotSYN
 	baseVMap
 )
 
@@ -39,6 +41,12 @@ func baseRules(chain string) []baseRule {
 		{kind: baseVMap, fam: IPv6, egress: true, comment: "netfence: egress policy of isolated local pods"},
 	}
 	if chain == ChainForward {
+		// A TCP segment other than a SYN that conntrack would pick up as a
+		// new flow is dropped: without this, a connection whose entry was
+		// revoked (or never tracked) could be re-tracked mid-stream from
+		// the side still allowed to initiate, and the revoked side's
+		// packets would pass as its replies.
+		rules = slices.Insert(rules, 2, baseRule{kind: baseNewNotSYN, comment: "netfence: TCP flows must start with a SYN"})
 		rules = append(rules,
 			baseRule{kind: baseVMap, fam: IPv4, comment: "netfence: ingress policy of isolated local pods"},
 			baseRule{kind: baseVMap, fam: IPv6, comment: "netfence: ingress policy of isolated local pods"},
@@ -54,6 +62,8 @@ func (r baseRule) text() string {
 		s = "ct state established,related accept"
 	case baseInvalid:
 		s = "ct state invalid drop"
+	case baseNewNotSYN:
+		s = "ct state new tcp flags != syn / fin,syn,rst,ack drop"
 	default:
 		field := "daddr"
 		if r.egress {

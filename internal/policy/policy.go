@@ -283,15 +283,18 @@ func compileRule(index int, namespace string, peers []networkingv1.NetworkPolicy
 	for j, np := range peers {
 		var peer Peer
 		if np.IPBlock != nil {
+			// validation.ParseCIDR reads legacy forms (leading zeros,
+			// IPv4-mapped IPv6) as implementations do: the prefix has
+			// net.IPNet.Contains semantics, IPv4 or IPv6, never mapped.
 			b := &IPBlock{}
 			var err error
 			if b.CIDR, err = validation.ParseCIDR(np.IPBlock.CIDR); err != nil {
 				return r, fmt.Errorf("peer %d: ipBlock.cidr: %w", j, err)
 			}
-			for _, e := range np.IPBlock.Except {
+			for k, e := range np.IPBlock.Except {
 				ex, err := validation.ParseCIDR(e)
 				if err != nil {
-					return r, fmt.Errorf("peer %d: ipBlock.except: %w", j, err)
+					return r, fmt.Errorf("peer %d: ipBlock.except[%d]: %w", j, k, err)
 				}
 				b.Except = append(b.Except, ex)
 			}

@@ -6,9 +6,7 @@
 package validation
 
 import (
-	"fmt"
 	"net/netip"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -207,46 +205,6 @@ func policyPeer(peer *networkingv1.NetworkPolicyPeer, path *field.Path) field.Er
 		errs = append(errs, field.Required(path, "must specify a peer"))
 	case n > 1 && peer.IPBlock != nil:
 		errs = append(errs, field.Forbidden(path, "may not specify both ipBlock and another peer"))
-	}
-	return errs
-}
-
-// ParseCIDR parses a CIDR the way the API server accepts it for ipBlock:
-// host bits may be set (they are masked off). IPv4-mapped IPv6 forms are
-// refused.
-func ParseCIDR(s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(strings.TrimSpace(s))
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	if p.Addr().Is4In6() {
-		return netip.Prefix{}, fmt.Errorf("IPv4-mapped IPv6 address in %q", s)
-	}
-	if p.Addr().Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("zone in %q", s)
-	}
-	return p.Masked(), nil
-}
-
-func ipBlock(b *networkingv1.IPBlock, path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	if b.CIDR == "" {
-		return field.ErrorList{field.Required(path.Child("cidr"), "")}
-	}
-	cidr, err := ParseCIDR(b.CIDR)
-	if err != nil {
-		return field.ErrorList{field.Invalid(path.Child("cidr"), b.CIDR, "must be a valid CIDR (e.g. 10.0.0.0/16 or fd00::/64)")}
-	}
-	for i, e := range b.Except {
-		ep := path.Child("except").Index(i)
-		ex, err := ParseCIDR(e)
-		if err != nil {
-			errs = append(errs, field.Invalid(ep, e, "must be a valid CIDR (e.g. 10.0.0.0/16 or fd00::/64)"))
-			continue
-		}
-		if ex.Addr().Is4() != cidr.Addr().Is4() || ex.Bits() <= cidr.Bits() || !cidr.Contains(ex.Addr()) {
-			errs = append(errs, field.Invalid(ep, e, "must be a strict subset of `cidr`"))
-		}
 	}
 	return errs
 }
