@@ -1,6 +1,10 @@
 # netfence agent image: a static binary on a distroless base.
-# Build: docker build -t ghcr.io/netfence/netfence:dev .
-FROM golang:1.26 AS build
+# Build: docker build -t ghcr.io/netfence/netfence:v0.1.0 .
+#
+# Base images are pinned by digest (tag kept for the reader). To move to
+# newer bases: docker pull IMAGE:TAG && docker inspect --format
+# '{{index .RepoDigests 0}}' IMAGE:TAG, and replace the digests below.
+FROM golang:1.26-bookworm@sha256:6ef6e30f0ea5c384f6d111cf856e024e3086bbdcb1779da3f3b3fbba0aea53d2 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -8,9 +12,10 @@ COPY cmd ./cmd
 COPY internal ./internal
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/netfence ./cmd/netfence
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab
 COPY --from=build /out/netfence /usr/local/bin/netfence
-# The agent programs nftables over netlink: it needs NET_ADMIN in the host
-# network namespace, which the DaemonSet grants; run as root for that.
+# The agent programs nftables and conntrack over netlink: it needs
+# NET_ADMIN in the host network namespace, which the DaemonSet grants
+# (nothing else); run as root for that.
 USER 0:0
 ENTRYPOINT ["/usr/local/bin/netfence"]

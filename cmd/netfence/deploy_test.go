@@ -1,0 +1,109 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// TestDeployHardening checks deploy/ against the hardening rules: version
+// tag, loopback health and metrics, probes on 127.0.0.1, no privilege
+// escalation, RuntimeDefault seccomp, and RBAC limited to what the agent
+// calls.
+func TestDeployHardening(t *testing.T) {
+	var ds appsv1.DaemonSet
+	readYAML(t, "../../deploy/daemonset.yaml", &ds)
+	spec := ds.Spec.Template.Spec
+	if len(spec.Containers) != 1 {
+		t.Fatalf("containers: %d", len(spec.Containers))
+	}
+	c := spec.Containers[0]
+	if want := "ghcr.io/netfence/netfence:" + version; c.Image != want {
+		t.Errorf("image %q, want the version tag %q", c.Image, want)
+	}
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--health-addr=") && !strings.HasPrefix(a, "--health-addr=127.0.0.1:") {
+			t.Errorf("health address %q is not loopback", a)
+		}
+		if strings.HasPrefix(a, "--metrics-addr") {
+			t.Errorf("metrics exposed by default: %q", a)
+		}
+	}
+	if len(c.Ports) != 0 {
+		t.Errorf("ports declared on a hostNetwork pod: %v", c.Ports)
+	}
+	for name, p := range map[string]*struct{ host string }{
+		"readiness": {host: c.ReadinessProbe.HTTPGet.Host},
+		"liveness":  {host: c.LivenessProbe.HTTPGet.Host},
+	} {
+		if p.host != "127.0.0.1" {
+			t.Errorf("%s probe host %q, want 127.0.0.1", name, p.host)
+		}
+	}
+	sc := c.SecurityContext
+	switch {
+	case sc == nil:
+		t.Fatal("no securityContext")
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+		t.Error("allowPrivilegeEscalation is not false")
+	case sc.SeccompProfile == nil || sc.SeccompProfile.Type != "RuntimeDefault":
+		t.Error("seccompProfile is not RuntimeDefault")
+	case sc.Privileged != nil && *sc.Privileged:
+		t.Error("privileged")
+	}
+	if sc.Capabilities == nil || len(sc.Capabilities.Add) != 1 || sc.Capabilities.Add[0] != "NET_ADMIN" {
+		t.Errorf("capabilities: %+v, want only NET_ADMIN", sc.Capabilities)
+	}
+
+	data, err := os.ReadFile("../../deploy/rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.Unmarshal([]byte(strings.Split(string(data), "\n---\n")[0]), &role); err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]string{
+		"/pods": "list,watch", "/namespaces": "list,watch",
+		"networking.k8s.io/networkpolicies": "list,watch",
+		"/events":                           "create,patch",
+	}
+	for _, r := range role.Rules {
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				want, ok := allowed[g+"/"+res]
+				if !ok {
+					t.Errorf("RBAC grants %s/%s, which the agent does not call", g, res)
+					continue
+				}
+				if got := strings.Join(r.Verbs, ","); got != want {
+					t.Errorf("RBAC verbs on %s/%s: %s, want %s", g, res, got, want)
+				}
+			}
+		}
+	}
+
+	// The flag defaults match: health on loopback, metrics opt-in.
+	cmd := newAgentCommand(&streams{})
+	if d := cmd.Flags().Lookup("health-addr").DefValue; !strings.HasPrefix(d, "127.0.0.1:") {
+		t.Errorf("--health-addr default %q is not loopback", d)
+	}
+	if d := cmd.Flags().Lookup("metrics-addr").DefValue; d != "" {
+		t.Errorf("--metrics-addr default %q, want off", d)
+	}
+}
+
+func readYAML(t *testing.T, path string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
