@@ -59,6 +59,9 @@ type CheckResult struct {
 	Ingress  SideResult `json:"ingress"`
 	// Notes are remarks, such as an inactive pod.
 	Notes []string `json:"notes,omitempty"`
+	// Warnings are the input's warnings (manifests and cluster), set by
+	// the caller.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // FlowEnd is one end of a checked flow.
@@ -88,6 +91,15 @@ func Check(set *policy.Set, req CheckRequest) (*CheckResult, error) {
 	to, err := ResolveEndpoint(c, req.To)
 	if err != nil {
 		return nil, fmt.Errorf("--to: %w", err)
+	}
+	byIP := [2]bool{from.IP.IsValid(), to.IP.IsValid()}
+	// An address several running pods hold (see cluster.AddressConflict)
+	// is the pod at the other end when that pod holds it: a pod sending
+	// to its own address talks to itself.
+	if byIP[1] && from.Pod != nil && to.Pod != nil && holds(c.Holders(to.IP), from.Pod) {
+		to.Pod = from.Pod
+	} else if byIP[0] && from.Pod != nil && to.Pod != nil && holds(c.Holders(from.IP), to.Pod) {
+		from.Pod = to.Pod
 	}
 	protoS, portS, ok := strings.Cut(req.Port, "/")
 	if !ok {
@@ -123,6 +135,11 @@ func Check(set *policy.Set, req CheckRequest) (*CheckResult, error) {
 	if !from.IP.IsValid() && from.Pod != nil {
 		from.IP = from.Pod.IPFor(to.IP)
 	}
+	for i, e := range []Endpoint{from, to} {
+		if hs := c.Holders(e.IP); byIP[i] && len(hs) > 0 && e.Pod != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("address %s is held by %d running pods; it is taken as %s here, and every one of them is denied all traffic (fail closed)", e.IP, len(hs), e.Pod.Key()))
+		}
+	}
 	for _, e := range []Endpoint{from, to} {
 		if e.Pod != nil {
 			if ok, why := e.Pod.Active(); !ok {
@@ -140,6 +157,16 @@ func Check(set *policy.Set, req CheckRequest) (*CheckResult, error) {
 	res.From, res.To = flowEnd(from), flowEnd(to)
 	res.Egress, res.Ingress = sideResult(v.Egress), sideResult(v.Ingress)
 	return res, nil
+}
+
+// holds reports whether p is one of pods.
+func holds(pods []*cluster.Pod, p *cluster.Pod) bool {
+	for _, h := range pods {
+		if h.Key() == p.Key() {
+			return true
+		}
+	}
+	return false
 }
 
 func flowEnd(e Endpoint) FlowEnd {
@@ -195,7 +222,7 @@ func (r *CheckResult) WriteText(w io.Writer) {
 			mark = "allowed"
 		}
 		fmt.Fprintf(w, "  %s (%s): %s\n", s.name, endWords(s.end), mark)
-		if s.side.Isolated {
+		if s.side.Isolated && len(s.side.Policies) > 0 {
 			fmt.Fprintf(w, "    isolated by: %s\n", strings.Join(s.side.Policies, ", "))
 		}
 		if len(s.side.AllowedBy) > 0 {

@@ -107,10 +107,18 @@ func PeerWords(set *policy.Set, p *policy.Peer) string {
 		nsWords = "in " + selectorWords(p.NamespaceSelector.String(), "every namespace", "namespaces")
 	}
 	head = selectorWords(p.PodSelector.String(), "every pod", "pods") + " " + nsWords
+	shared := 0
 	for _, pod := range c.Pods {
 		if p.MatchesPod(pod, c.NamespaceLabels(pod.Namespace)) {
+			if c.Conflicted(pod) {
+				shared++ // an address only: selectors never match it
+				continue
+			}
 			matched = append(matched, pod)
 		}
+	}
+	if shared > 0 {
+		return fmt.Sprintf("%s: %s (and %d pods left out: their address is shared with another pod)", head, podList(matched), shared)
 	}
 	return head + ": " + podList(matched)
 }
@@ -181,26 +189,34 @@ func DescribePod(w io.Writer, set *policy.Set, pod *cluster.Pod) {
 		fmt.Fprintf(w, "  hostNetwork pod: not subject to NetworkPolicy; peers see it by address only\n")
 		return
 	}
-	for _, d := range policy.Directions {
-		pols := set.Isolating(pod, d)
-		if len(pols) == 0 {
-			fmt.Fprintf(w, "  %s: not isolated (no policy with type %s selects it): all %s traffic allowed\n", d, d, strings.ToLower(d.String()))
-			continue
+	if conf, ok := set.Cluster.Conflict(pod); ok {
+		fmt.Fprintf(w, "  Address %s is shared with %s: denied all traffic in both directions whatever its policies say, matched by no pod or namespace selector, no named ports (fail closed)\n",
+			conf.Addr, conf.SharedWith(pod))
+		for _, d := range policy.Directions {
+			fmt.Fprintf(w, "  %s: isolated (shared address): all %s traffic denied\n", d, strings.ToLower(d.String()))
 		}
-		names := make([]string, len(pols))
-		for i, p := range pols {
-			names[i] = p.Key()
-		}
-		fmt.Fprintf(w, "  %s: isolated by %s; allowed is the union of:\n", d, strings.Join(names, ", "))
-		n := 0
-		for _, p := range pols {
-			for _, r := range p.Rules[d] {
-				n++
-				fmt.Fprintf(w, "    %s spec.%s[%d]: %s\n", p.Key(), strings.ToLower(d.String()), r.Index, RuleWords(set, &r, d))
+	} else {
+		for _, d := range policy.Directions {
+			pols := set.Isolating(pod, d)
+			if len(pols) == 0 {
+				fmt.Fprintf(w, "  %s: not isolated (no policy with type %s selects it): all %s traffic allowed\n", d, d, strings.ToLower(d.String()))
+				continue
 			}
-		}
-		if n == 0 {
-			fmt.Fprintf(w, "    nothing: no rule allows %s traffic (default deny)\n", strings.ToLower(d.String()))
+			names := make([]string, len(pols))
+			for i, p := range pols {
+				names[i] = p.Key()
+			}
+			fmt.Fprintf(w, "  %s: isolated by %s; allowed is the union of:\n", d, strings.Join(names, ", "))
+			n := 0
+			for _, p := range pols {
+				for _, r := range p.Rules[d] {
+					n++
+					fmt.Fprintf(w, "    %s spec.%s[%d]: %s\n", p.Key(), strings.ToLower(d.String()), r.Index, RuleWords(set, &r, d))
+				}
+			}
+			if n == 0 {
+				fmt.Fprintf(w, "    nothing: no rule allows %s traffic (default deny)\n", strings.ToLower(d.String()))
+			}
 		}
 	}
 	var sel []string

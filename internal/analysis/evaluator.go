@@ -54,7 +54,11 @@ type evaluator struct {
 	ipPeer   map[ipPeerKey]bitset
 	named    map[namedKey]bitset
 	isolated [2][][]*policy.Policy
-	addrs    []addrs
+	// conflicted[i] is set when class i's pods hold a conflicted address:
+	// they are denied everything, match no pod peer and have no named
+	// ports.
+	conflicted []bool
+	addrs      []addrs
 }
 
 type ipPeerKey struct {
@@ -79,11 +83,13 @@ func newEvaluator(set *policy.Set, classes []*class) *evaluator {
 	ev.all = newBitset(ev.n)
 	ev.all.fill(ev.n)
 	ev.addrs = make([]addrs, ev.n)
+	ev.conflicted = make([]bool, ev.n)
 	for i, c := range classes {
 		for _, v := range []addrVariant{primaryAddr, v4Addr, v6Addr} {
 			ev.addrs[i][v] = v.of(c.rep)
 		}
-		if !c.rep.HostNetwork {
+		ev.conflicted[i] = set.Cluster.Conflicted(c.rep)
+		if !c.rep.HostNetwork && !ev.conflicted[i] {
 			ev.nsIndex[c.rep.Namespace] = append(ev.nsIndex[c.rep.Namespace], i)
 		}
 	}
@@ -110,6 +116,9 @@ func (ev *evaluator) sideSets(dir policy.Direction, port Port) []bitset {
 		out[i] = backing[i*len(ev.all) : (i+1)*len(ev.all)]
 	}
 	for c := range ev.classes {
+		if ev.conflicted[c] {
+			continue // denied everything
+		}
 		pols := ev.isolated[dir][c]
 		if len(pols) == 0 {
 			copy(out[c], ev.all)
@@ -175,6 +184,9 @@ func (ev *evaluator) namedSet(name string, port Port) bitset {
 	}
 	b := newBitset(ev.n)
 	for i, c := range ev.classes {
+		if ev.conflicted[i] {
+			continue
+		}
 		if n, ok := c.rep.NamedPort(name, port.Protocol); ok && n == port.Port {
 			b.set(i)
 		}

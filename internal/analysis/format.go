@@ -14,8 +14,9 @@ import (
 //	{"ports":["TCP/80"],"pods":["ns/name"],"results":[{"from":"x/a","to":"y/b",
 //	 "protocol":"TCP","port":80,"allowed":true,"ingress":true,"egress":true}]}
 //
-// plus "inactive" (pods left out and why). It streams; results are ordered
-// by port, then source, then destination.
+// plus "inactive" (pods left out and why) and, when there are any,
+// "warnings" (m.Warnings). It streams; results are ordered by port, then
+// source, then destination.
 func (m *Matrix) WriteJSON(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	ports := make([]string, len(m.Ports))
@@ -70,7 +71,13 @@ func (m *Matrix) WriteJSON(w io.Writer) error {
 		b, _ := json.Marshal(map[string]string{"pod": p.Pod.Key(), "reason": p.Reason})
 		bw.Write(b)
 	}
-	bw.WriteString("]}\n")
+	bw.WriteByte(']')
+	if len(m.Warnings) > 0 {
+		wj, _ := json.Marshal(m.Warnings)
+		bw.WriteString(`,"warnings":`)
+		bw.Write(wj)
+	}
+	bw.WriteString("}\n")
 	return bw.Flush()
 }
 

@@ -116,6 +116,9 @@ type Matrix struct {
 	allowed [][]bitset
 	// summary is computed while building when CountsOnly is set.
 	summary []PortSummary
+
+	// Warnings, when set, are written by WriteJSON as "warnings".
+	Warnings []string
 }
 
 type class struct {
@@ -136,7 +139,8 @@ type Options struct {
 
 // ComputeMatrix evaluates the policy set over every pair of active pods.
 // Pods that share namespace, the labels and named ports some policy looks
-// at, and the set of ipBlocks their addresses fall in behave alike, so it
+// at, the set of ipBlocks their addresses fall in, and whether they hold a
+// conflicted address (cluster.AddressConflict) behave alike, so it
 // evaluates classes of pods, not pairs.
 func ComputeMatrix(ctx context.Context, set *policy.Set, opts Options) (*Matrix, error) {
 	m := &Matrix{Ports: opts.Ports}
@@ -167,7 +171,7 @@ func ComputeMatrix(ctx context.Context, set *policy.Set, opts Options) (*Matrix,
 	var key strings.Builder
 	for i, p := range m.Pods {
 		key.Reset()
-		classKey(&key, p, rel, cells)
+		classKey(&key, p, rel, cells, set.Cluster.Conflicted(p))
 		c, ok := byKey[key.String()]
 		if !ok {
 			c = int32(len(m.classes))
@@ -404,8 +408,9 @@ func newRelevance(set *policy.Set) *relevance {
 
 // classKey writes what decides a pod's behaviour: namespace, the relevant
 // labels and named ports, the ipBlock signature of each address (in family
-// order) and hostNetwork.
-func classKey(b *strings.Builder, p *cluster.Pod, rel *relevance, cells *cellIndex) {
+// order), hostNetwork, and whether it holds a conflicted address (such a
+// pod is denied everything and is seen by ipBlocks only).
+func classKey(b *strings.Builder, p *cluster.Pod, rel *relevance, cells *cellIndex, conflicted bool) {
 	b.WriteString(p.Namespace)
 	b.WriteByte(0)
 	for _, k := range rel.keys {
@@ -435,5 +440,8 @@ func classKey(b *strings.Builder, p *cluster.Pod, rel *relevance, cells *cellInd
 	}
 	if p.HostNetwork {
 		b.WriteString("\x00host")
+	}
+	if conflicted {
+		b.WriteString("\x00conflict")
 	}
 }

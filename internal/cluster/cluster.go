@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -103,6 +104,45 @@ type Cluster struct {
 
 	byKey map[string]*Pod
 	byIP  map[netip.Addr]*Pod
+	// shared maps each conflicted address (see AddressConflict) to the
+	// pods holding it, in cluster order.
+	shared map[netip.Addr][]*Pod
+}
+
+// AddressConflict is an address held by two or more active (Running, with
+// an address) pod-network pods. Which of them a packet from or to the
+// address belongs to cannot be known, so netfence fails closed: every pod
+// holding a conflicted address is isolated in both directions with nothing
+// allowed (a pod may still talk to itself), is matched by no pod or
+// namespace selector (ipBlocks still match its addresses), and no named
+// port resolves against it. That is never more open than either pod alone.
+type AddressConflict struct {
+	Addr netip.Addr
+	// Pods hold the address, in cluster order.
+	Pods []*Pod
+}
+
+// SharedWith names the pods of the conflict other than p: "ns/b", "ns/b
+// and ns/c", "ns/b, ns/c and ns/d".
+func (a AddressConflict) SharedWith(p *Pod) string {
+	var others []string
+	for _, o := range a.Pods {
+		if p == nil || o.Key() != p.Key() {
+			others = append(others, o.Key())
+		}
+	}
+	return wordList(others)
+}
+
+// wordList joins words as "a", "a and b", "a, b and c".
+func wordList(ws []string) string {
+	switch len(ws) {
+	case 0:
+		return ""
+	case 1:
+		return ws[0]
+	}
+	return strings.Join(ws[:len(ws)-1], ", ") + " and " + ws[len(ws)-1]
 }
 
 // New builds a cluster from its parts. Namespaces referenced by pods or
@@ -140,6 +180,28 @@ func New(namespaces []*Namespace, pods []*Pod, policies []*networkingv1.NetworkP
 	c.byIP = make(map[netip.Addr]*Pod, len(c.Pods))
 	for _, p := range c.Pods {
 		c.byKey[p.Key()] = p
+	}
+	holders := map[netip.Addr][]*Pod{}
+	for _, p := range c.Pods {
+		if active, _ := p.Active(); !active || p.HostNetwork {
+			continue
+		}
+		for _, ip := range p.IPs {
+			ip = ip.Unmap()
+			// Pods are sorted: a pod listed twice (a broken source)
+			// comes twice in a row and is one holder.
+			if hs := holders[ip]; len(hs) == 0 || hs[len(hs)-1].Key() != p.Key() {
+				holders[ip] = append(hs, p)
+			}
+		}
+	}
+	for ip, hs := range holders {
+		if len(hs) > 1 {
+			if c.shared == nil {
+				c.shared = map[netip.Addr][]*Pod{}
+			}
+			c.shared[ip] = hs
+		}
 	}
 	// Active pods win an address over inactive ones, and pod-network pods
 	// over host-network pods sharing the node's address.
@@ -190,6 +252,94 @@ func (c *Cluster) Pod(key string) *Pod { return c.byKey[key] }
 // PodByIP returns the pod owning an address, or nil when the address is
 // external to the cluster's pods.
 func (c *Cluster) PodByIP(ip netip.Addr) *Pod { return c.byIP[ip.Unmap()] }
+
+// Holders returns the pods holding ip when ip is a conflicted address (see
+// AddressConflict), in cluster order, and nil otherwise.
+func (c *Cluster) Holders(ip netip.Addr) []*Pod { return c.shared[ip.Unmap()] }
+
+// Conflict returns the first conflicted address of p (in the order of
+// p.IPs) and the pods holding it. It is false for a pod that holds no
+// conflicted address, and for inactive and hostNetwork pods, which never
+// do.
+func (c *Cluster) Conflict(p *Pod) (AddressConflict, bool) {
+	if len(c.shared) == 0 || p == nil || p.HostNetwork {
+		return AddressConflict{}, false
+	}
+	if active, _ := p.Active(); !active {
+		return AddressConflict{}, false
+	}
+	for _, ip := range p.IPs {
+		if hs := c.shared[ip.Unmap()]; hs != nil {
+			return AddressConflict{Addr: ip.Unmap(), Pods: hs}, true
+		}
+	}
+	return AddressConflict{}, false
+}
+
+// Conflicted reports whether p holds a conflicted address (see
+// AddressConflict): it is then denied all traffic but to itself.
+func (c *Cluster) Conflicted(p *Pod) bool {
+	_, ok := c.Conflict(p)
+	return ok
+}
+
+// Conflicts returns every conflicted address, sorted by address.
+func (c *Cluster) Conflicts() []AddressConflict {
+	out := make([]AddressConflict, 0, len(c.shared))
+	for ip, hs := range c.shared {
+		out = append(out, AddressConflict{Addr: ip, Pods: hs})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	return out
+}
+
+// maxWarnPods bounds the pods named in one warning.
+const maxWarnPods = 5
+
+// Warnings lists what a user must know about the cluster model, in a fixed
+// order: first, by namespace name, pods in a namespace that nothing defines
+// (it is assumed to carry only MetadataNameLabel; this happens with
+// manifest input only, as a live cluster defines every namespace); then, by
+// address, the conflicted addresses (see AddressConflict).
+func (c *Cluster) Warnings() []string {
+	var out []string
+	undefined := map[string][]string{}
+	var names []string
+	for _, p := range c.Pods {
+		if ns := c.Namespaces[p.Namespace]; ns != nil && ns.Defined {
+			continue
+		}
+		if _, ok := undefined[p.Namespace]; !ok {
+			names = append(names, p.Namespace)
+		}
+		undefined[p.Namespace] = append(undefined[p.Namespace], p.Key())
+	}
+	sort.Strings(names)
+	for _, ns := range names {
+		pods := undefined[ns]
+		what := "pod " + pods[0] + " is"
+		if len(pods) > 1 {
+			if len(pods) > maxWarnPods {
+				pods = append(pods[:maxWarnPods:maxWarnPods], fmt.Sprintf("%d more", len(pods)-maxWarnPods))
+			}
+			what = "pods " + wordList(pods) + " are"
+		}
+		out = append(out, fmt.Sprintf("namespace %s is not defined, but %s in it: it is taken to have only the label %s=%s, so namespace selectors on other labels do not match it",
+			ns, what, MetadataNameLabel, ns))
+	}
+	for _, a := range c.Conflicts() {
+		keys := make([]string, len(a.Pods))
+		for i, p := range a.Pods {
+			keys[i] = p.Key()
+		}
+		if len(keys) == 2 {
+			out = append(out, fmt.Sprintf("address %s is held by two running pods, %s: both are denied all traffic until one goes (fail closed)", a.Addr, wordList(keys)))
+			continue
+		}
+		out = append(out, fmt.Sprintf("address %s is held by %d running pods, %s: all are denied all traffic until only one holds it (fail closed)", a.Addr, len(keys), wordList(keys)))
+	}
+	return out
+}
 
 // Policy returns the policy "namespace/name", or nil.
 func (c *Cluster) Policy(namespace, name string) *networkingv1.NetworkPolicy {

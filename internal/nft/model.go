@@ -299,12 +299,16 @@ func Render(s *policy.Set, opts Options) *Model {
 }
 
 // ownAddrs returns the pod's addresses that the cluster attributes to it,
-// sorted; an address claimed by two pods belongs to one.
+// sorted; an address claimed by two pods belongs to one. A pod holding a
+// conflicted address (cluster.AddressConflict) gets every address it
+// holds, so that whichever holder is local, the address leads to a chain
+// that denies everything.
 func ownAddrs(c *cluster.Cluster, pod *cluster.Pod) []netip.Addr {
 	var out []netip.Addr
+	conflicted := c.Conflicted(pod)
 	for _, ip := range pod.IPs {
 		ip = ip.Unmap()
-		if c.PodByIP(ip) == pod && !slices.Contains(out, ip) {
+		if (conflicted || c.PodByIP(ip) == pod) && !slices.Contains(out, ip) {
 			out = append(out, ip)
 		}
 	}

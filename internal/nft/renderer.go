@@ -28,8 +28,9 @@ import (
 // renderer keeps one entry per such combination, shared by the pods that
 // have it (pods of one workload usually do), and drops an entry when one
 // of its peers may match differently: a pod that changed (labels,
-// addresses, phase, container ports, hostNetwork, node, or an address that
-// moved to or from it) and matches the peer in its old or new form, or a
+// addresses, phase, container ports, hostNetwork, node, an address that
+// moved to or from it, or one it came to share or stopped sharing with
+// another pod) and matches the peer in its old or new form, or a
 // namespace whose new labels flip the peer's namespace selector. Policies
 // are compared by content (namespace, name and spec); an edited policy
 // makes new entries for the pods it selects.
@@ -334,6 +335,9 @@ type podDir struct {
 	dir   policy.Direction
 	iso   []*policy.Policy
 	e     *entry
+	// conflict is set for a pod holding a conflicted address: its chain
+	// denies everything.
+	conflict *cluster.AddressConflict
 }
 
 // build renders s from the entries kept and those it resolves anew.
@@ -353,6 +357,10 @@ func (r *Renderer) build(s *policy.Set) *Model {
 	var items []podDir
 	names := map[string]string{} // hash prefix -> pod key
 	var key []byte
+	// mapped are the conflicted addresses already given to a local pod:
+	// two local holders of one address both deny everything, and the
+	// first (in cluster order) gets the map elements.
+	var mapped map[netip.Addr]bool
 	for _, pod := range s.Cluster.Pods {
 		if (!r.opts.AllLocal && pod.NodeName != r.opts.Node) || pod.HostNetwork {
 			continue
@@ -361,12 +369,40 @@ func (r *Renderer) build(s *policy.Set) *Model {
 			continue
 		}
 		addrs := ownAddrs(s.Cluster, pod)
+		var conflict *cluster.AddressConflict
+		if conf, ok := s.Cluster.Conflict(pod); ok {
+			conflict = &conf
+			if mapped == nil {
+				mapped = map[netip.Addr]bool{}
+			}
+			addrs = slices.DeleteFunc(addrs, func(ip netip.Addr) bool { return mapped[ip] })
+			for _, ip := range addrs {
+				mapped[ip] = true
+			}
+		}
 		if len(addrs) == 0 {
 			continue
 		}
 		id := podID(pod.Key(), names)
 		for _, dir := range policy.Directions {
 			iso := s.Isolating(pod, dir)
+			if conflict != nil {
+				// Isolated whatever the policies say, with nothing
+				// allowed: an entry without sets, shared by every
+				// conflicted pod.
+				key = append(key[:0], byte(2+dir))
+				e := r.entries[string(key)]
+				if e == nil {
+					e = &entry{sum: sha256.Sum256(key)}
+					r.entries[string(key)] = e
+					r.stats.Resolved++
+				} else if e.used != gen {
+					r.stats.Reused++
+				}
+				e.used = gen
+				items = append(items, podDir{pod: pod, id: id, addrs: addrs, dir: dir, iso: iso, e: e, conflict: conflict})
+				continue
+			}
 			if len(iso) == 0 {
 				continue
 			}
@@ -587,12 +623,21 @@ func chainSig(name string, it podDir, setNames []string, deny Deny) string {
 		b.WriteByte(0)
 		b.WriteString(p.Name)
 	}
+	if it.conflict != nil {
+		b.WriteByte(2)
+		b.WriteString(conflictWords(it))
+	}
 	b.WriteByte(1)
 	for _, n := range setNames {
 		b.WriteByte(0)
 		b.WriteString(n)
 	}
 	return b.String()
+}
+
+// conflictWords says why a conflicted pod's chain denies everything.
+func conflictWords(it podDir) string {
+	return "address " + it.conflict.Addr.String() + " shared with " + it.conflict.SharedWith(it.pod) + ": denied (fail closed)"
 }
 
 // renderChain builds the chain of a local pod for a direction, whose rules
@@ -607,6 +652,9 @@ func renderChain(name string, it podDir, setNames []string, deny Deny) *Chain {
 	}
 	what := it.pod.Key() + " " + dirWord(it.dir)
 	by := "; isolated by " + strings.Join(pols, ", ")
+	if it.conflict != nil {
+		by = "; " + conflictWords(it)
+	}
 	for _, n := range setNames {
 		fam := IPv4
 		if n[1] == '6' {
@@ -623,6 +671,10 @@ func renderChain(name string, it podDir, setNames []string, deny Deny) *Chain {
 	if deny == DenyReject {
 		ch.Rules = append(ch.Rules, Rule{Kind: RuleTCPReset, Egress: egress, Comment: truncate(what + ": reset denied TCP" + by)})
 	}
-	ch.Rules = append(ch.Rules, Rule{Kind: RuleDeny, Egress: egress, Comment: truncate(what + ": deny the rest" + by)})
+	rest := ": deny the rest"
+	if it.conflict != nil {
+		rest = ": deny everything"
+	}
+	ch.Rules = append(ch.Rules, Rule{Kind: RuleDeny, Egress: egress, Comment: truncate(what + rest + by)})
 	return ch
 }

@@ -338,12 +338,17 @@ func TestRendererMatchesRender(t *testing.T) {
 		seeds, steps = 4, 40
 	}
 	total, incremental, resolved, reused, rejected := 0, 0, 0, 0, 0
+	// Pods sharing an address (churn's addr hands out another pod's now
+	// and then) are denied everything; sharedSteps counts the renders with
+	// such pods, sharedChanges the steps that changed which pods they are.
+	sharedSteps, sharedChanges := 0, 0
 	for seed := 0; seed < seeds; seed++ {
 		opts := []Options{{Node: "node-0"}, {AllLocal: true, Deny: DenyReject}}[seed%2]
 		ch := newChurn(uint64(seed))
 		rend := NewRenderer(opts)
 		compiler := policy.NewCompiler()
 		var history []string
+		var lastShared string
 		for step := 0; step < steps; step++ {
 			what := "initial"
 			if step > 0 {
@@ -351,6 +356,19 @@ func TestRendererMatchesRender(t *testing.T) {
 			}
 			history = append(history, what)
 			c := ch.cluster()
+			var shared []string
+			for _, p := range c.Pods {
+				if c.Conflicted(p) {
+					shared = append(shared, p.Key())
+				}
+			}
+			if len(shared) > 0 {
+				sharedSteps++
+			}
+			if k := strings.Join(shared, ","); step > 0 && k != lastShared {
+				sharedChanges++
+			}
+			lastShared = strings.Join(shared, ",")
 			s := policy.NewSet(c)
 			// The renderer gets the set of a caching compiler, as the
 			// agent's.
@@ -376,7 +394,11 @@ func TestRendererMatchesRender(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d renders, %d incremental; %d allowances resolved, %d reused; %d policies rejected", total, incremental, resolved, reused, rejected)
+	t.Logf("%d renders, %d incremental; %d allowances resolved, %d reused; %d policies rejected; %d renders with pods sharing an address, %d changes of those pods",
+		total, incremental, resolved, reused, rejected, sharedSteps, sharedChanges)
+	if sharedSteps == 0 || sharedChanges == 0 {
+		t.Fatal("no pods share an address: the shared-address rule is not exercised")
+	}
 	if total < 500 && !testing.Short() {
 		t.Fatalf("only %d changes", total)
 	}

@@ -196,15 +196,20 @@ type Side struct {
 	Subject bool
 	// Isolating are the policies that isolate the pod in this direction.
 	Isolating []*Policy
-	Allowed   bool
+	// Conflict is set when the pod holds an address another active pod
+	// holds too: it is then denied everything, whatever its policies say
+	// (see cluster.AddressConflict).
+	Conflict *cluster.AddressConflict
+	Allowed  bool
 	// AllowedBy lists every rule that allows the flow.
 	AllowedBy []RuleMatch
 	// Reason says why, in words.
 	Reason string
 }
 
-// Isolated reports whether the pod is isolated in this direction.
-func (s *Side) Isolated() bool { return len(s.Isolating) > 0 }
+// Isolated reports whether the pod is isolated in this direction: a
+// policy isolates it, or it holds a conflicted address.
+func (s *Side) Isolated() bool { return len(s.Isolating) > 0 || s.Conflict != nil }
 
 // Verdict is the decision on a flow.
 type Verdict struct {
@@ -219,7 +224,9 @@ type Verdict struct {
 // Evaluate decides a flow: it needs egress allowed at its source and
 // ingress allowed at its destination. Replies of an allowed connection are
 // allowed (the dataplane is stateful), so only the initiating direction is
-// evaluated.
+// evaluated. A pod holding a conflicted address (see
+// cluster.AddressConflict) is denied in both directions, matches no pod
+// peer and has no named ports; only ipBlocks see it, by address.
 func (s *Set) Evaluate(f Flow) Verdict {
 	if f.From.Pod != nil && f.From.Pod == f.To.Pod {
 		v := Verdict{Allowed: true, Reason: "traffic from a pod to itself never leaves the pod; NetworkPolicy does not apply"}
@@ -247,15 +254,29 @@ func (s *Set) side(dir Direction, subject *cluster.Pod, peer Endpoint, f Flow) S
 	}
 	side.Subject = true
 	side.Isolating = s.Isolating(subject, dir)
+	if conf, ok := s.Cluster.Conflict(subject); ok {
+		side.Conflict = &conf
+		side.Reason = fmt.Sprintf("address %s is shared with %s: denied (fail closed)", conf.Addr, conf.SharedWith(subject))
+		return side
+	}
 	if len(side.Isolating) == 0 {
 		side.Allowed = true
 		side.Reason = fmt.Sprintf("%s is not isolated for %s: no policy of type %s selects it", subject.Key(), dir, dir)
 		return side
 	}
+	// A pod holding a conflicted address is an address only: no pod peer
+	// matches it and no named port resolves against it.
+	if s.Cluster.Conflicted(peer.Pod) {
+		peer.Pod = nil
+	}
+	dst := f.To.Pod
+	if dir == Egress {
+		dst = peer.Pod
+	}
 	var peerNS = s.peerNamespaceLabels(peer)
 	for _, p := range side.Isolating {
 		for _, r := range p.Rules[dir] {
-			port, ok := r.MatchingPort(f.Protocol, f.Port, f.To.Pod)
+			port, ok := r.MatchingPort(f.Protocol, f.Port, dst)
 			if !ok {
 				continue
 			}

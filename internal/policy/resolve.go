@@ -18,7 +18,10 @@ import (
 // the pod Cluster.PodByIP names, when that pod is active, and is external
 // otherwise; pod peers match pod-network pods only; named ports resolve
 // against the destination (the pod itself for Ingress, each destination pod
-// for Egress) and never match external addresses.
+// for Egress) and never match external addresses. A pod holding a
+// conflicted address (cluster.AddressConflict) is resolved to an empty
+// allowance in both directions, and as a peer it is an address only: pod
+// peers skip it and named ports never resolve against it.
 
 // AddrRange is an inclusive range of addresses of one family.
 type AddrRange struct {
@@ -190,7 +193,10 @@ type Allowance struct {
 	Direction Direction
 	// Isolating are the policies that isolate the pod in Direction.
 	Isolating []*Policy
-	Items     []Item
+	// Conflict is set when the pod holds a conflicted address: Items is
+	// then empty, whatever Isolating allows.
+	Conflict *cluster.AddressConflict
+	Items    []Item
 }
 
 // Allows reports whether the allowance lets the pod exchange traffic with
@@ -249,12 +255,13 @@ func NewResolver(s *Set) *Resolver {
 }
 
 // ownedBy returns the active pod p of c with the addresses c attributes
-// to it, or nil when it is not active or owns no address.
+// to it, or nil when it is not active, owns no address or holds a
+// conflicted address (such a pod is no pod peer and has no named ports).
 func ownedBy(c *cluster.Cluster, p *cluster.Pod) *ownedPod {
 	if p == nil {
 		return nil
 	}
-	if ok, _ := p.Active(); !ok {
+	if ok, _ := p.Active(); !ok || c.Conflicted(p) {
 		return nil
 	}
 	op := &ownedPod{pod: p}
@@ -413,7 +420,8 @@ func (r *Resolver) Advance(s *Set, pods, namespaces []string) Changes {
 	oc, nc := old.Cluster, s.Cluster
 
 	// A pod's addresses can move to or from another pod that did not
-	// change itself; that pod changes too.
+	// change itself; that pod changes too. So does a pod that comes to
+	// share an address with a changed pod, or stops sharing one.
 	seen := make(map[string]bool, len(pods))
 	seenAddr := map[netip.Addr]bool{}
 	for _, k := range pods {
@@ -433,7 +441,9 @@ func (r *Resolver) Advance(s *Set, pods, namespaces []string) Changes {
 					seenAddr[ip] = true
 					ch.Addrs = append(ch.Addrs, ip)
 				}
-				for _, owner := range []*cluster.Pod{oc.PodByIP(ip), nc.PodByIP(ip)} {
+				owners := append([]*cluster.Pod{oc.PodByIP(ip), nc.PodByIP(ip)}, oc.Holders(ip)...)
+				owners = append(owners, nc.Holders(ip)...)
+				for _, owner := range owners {
 					if owner != nil && !seen[owner.Key()] {
 						seen[owner.Key()] = true
 						ch.Pods = append(ch.Pods, owner.Key())
@@ -533,10 +543,18 @@ func (r *Resolver) Prune(keep func(key string) bool) {
 }
 
 // Resolve returns what pod may exchange in dir, or nil when it is not
-// isolated in dir (hostNetwork pods never are).
+// isolated in dir (hostNetwork pods never are). A pod holding a conflicted
+// address is isolated in both directions with nothing allowed: its
+// allowance has Conflict set and no items.
 func (r *Resolver) Resolve(pod *cluster.Pod, dir Direction) *Allowance {
+	if pod.HostNetwork {
+		return nil
+	}
 	iso := r.set.Isolating(pod, dir)
-	if len(iso) == 0 || pod.HostNetwork {
+	if conf, ok := r.set.Cluster.Conflict(pod); ok {
+		return &Allowance{Pod: pod, Direction: dir, Isolating: iso, Conflict: &conf}
+	}
+	if len(iso) == 0 {
 		return nil
 	}
 	a := &Allowance{Pod: pod, Direction: dir, Isolating: iso}

@@ -2,8 +2,10 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -316,7 +318,7 @@ func TestResolveMatchesEvaluate(t *testing.T) {
 	}
 	ports := []int32{0, 1, 52, 53, 54, 79, 80, 81, 82, 443, 7999, 8000, 8080, 8100, 8101, 9000, 9090, 65535}
 	protos := []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP}
-	var checked, allowed, isolated int
+	var checked, allowed, isolated, conflicted int
 	for seed := 0; seed < clusters; seed++ {
 		r := rand.New(rand.NewPCG(uint64(seed), 7))
 		c := randomCluster(r)
@@ -341,6 +343,12 @@ func TestResolveMatchesEvaluate(t *testing.T) {
 				a := res.Resolve(subject, dir)
 				if b := s.Resolve(subject, dir); (a == nil) != (b == nil) || (a != nil && len(a.Items) != len(b.Items)) {
 					t.Fatalf("seed %d: Resolver and Set.Resolve differ", seed)
+				}
+				if c.Conflicted(subject) {
+					conflicted++
+					if a == nil || a.Conflict == nil || len(a.Items) != 0 {
+						t.Fatalf("seed %d: %s holds a shared address, but its %s allowance is %+v", seed, subject.Key(), dir, a)
+					}
 				}
 				var n *Normalized
 				if a != nil {
@@ -393,8 +401,8 @@ func TestResolveMatchesEvaluate(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d checks over %d isolated pod directions, %d allowed", checked, isolated, allowed)
-	if isolated == 0 || allowed == 0 || allowed == checked {
+	t.Logf("%d checks over %d isolated pod directions (%d of pods with a shared address), %d allowed", checked, isolated, conflicted, allowed)
+	if isolated == 0 || allowed == 0 || allowed == checked || conflicted == 0 {
 		t.Fatalf("degenerate random test: %d checks, %d allowed, %d isolated", checked, allowed, isolated)
 	}
 }
@@ -425,4 +433,90 @@ func TestResolveNotIsolated(t *testing.T) {
 	if n := a.Normalize(); len(n.All) != 0 || len(n.Ports) != 0 {
 		t.Errorf("deny-all normalises to %+v", n)
 	}
+}
+
+// TestResolverAdvance changes random clusters a little (pods readdressed,
+// often to another pod's address, started, stopped, relabelled) and checks
+// that a resolver moved on with Advance resolves exactly as a fresh one,
+// also for the pods that came to share an address, or stopped sharing one,
+// without changing themselves.
+func TestResolverAdvance(t *testing.T) {
+	runs := 200
+	if testing.Short() {
+		runs = 80
+	}
+	flipped := 0
+	for seed := 0; seed < runs; seed++ {
+		r := rand.New(rand.NewPCG(uint64(seed), 11))
+		c1 := randomCluster(r)
+		s1 := NewSet(c1)
+		res := NewResolver(s1)
+		for _, p := range c1.Pods {
+			for _, dir := range Directions {
+				res.Resolve(p, dir) // fill the cache
+			}
+		}
+		pods := slices.Clone(c1.Pods)
+		var changed []string
+		for k := 1 + r.IntN(3); k > 0; k-- {
+			i := r.IntN(len(pods))
+			p := *pods[i]
+			p.Labels = maps.Clone(p.Labels)
+			switch r.IntN(5) {
+			case 0, 1: // to another pod's address
+				if o := pods[r.IntN(len(pods))]; len(o.IPs) > 0 {
+					p.IPs = []netip.Addr{o.IPs[r.IntN(len(o.IPs))]}
+				}
+			case 2: // to a fresh address
+				p.IPs = []netip.Addr{netip.AddrFrom4([4]byte{10, 0, 1, byte(seed)})}
+			case 3:
+				if p.Phase == corev1.PodRunning {
+					p.Phase = corev1.PodSucceeded
+				} else {
+					p.Phase = corev1.PodRunning
+				}
+			default:
+				p.Labels["app"] = []string{"web", "db", "api"}[r.IntN(3)]
+			}
+			pods[i] = &p
+			changed = append(changed, p.Key())
+		}
+		var nss []*cluster.Namespace
+		for _, ns := range c1.Namespaces {
+			nss = append(nss, ns)
+		}
+		c2 := cluster.New(nss, pods, c1.Policies)
+		s2 := NewSet(c2)
+		for _, p := range c2.Pods {
+			if !slices.Contains(changed, p.Key()) && c1.Conflicted(c1.Pod(p.Key())) != c2.Conflicted(p) {
+				flipped++
+			}
+		}
+		res.Advance(s2, changed, nil)
+		fresh := NewResolver(s2)
+		for _, p := range c2.Pods {
+			for _, dir := range Directions {
+				got, want := res.Resolve(p, dir), fresh.Resolve(p, dir)
+				if (got == nil) != (want == nil) || (got != nil && ((got.Conflict == nil) != (want.Conflict == nil) ||
+					!reflect.DeepEqual(got.Normalize(), want.Normalize()))) {
+					t.Fatalf("seed %d: after changing %v, %s %s resolves differently after Advance:\ngot %s\nwant %s",
+						seed, changed, p.Key(), dir, describeAllowance(got), describeAllowance(want))
+				}
+			}
+		}
+	}
+	t.Logf("%d runs: %d unchanged pods came to share an address or stopped sharing one", runs, flipped)
+	if flipped == 0 {
+		t.Fatal("no pod's shared address changed through another pod")
+	}
+}
+
+func describeAllowance(a *Allowance) string {
+	if a == nil {
+		return "not isolated"
+	}
+	if a.Conflict != nil {
+		return "shared address " + a.Conflict.Addr.String()
+	}
+	return describeItems(a)
 }
