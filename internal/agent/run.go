@@ -38,17 +38,18 @@ type FileOptions struct {
 // While a file cannot be parsed, its last good objects stay in force and
 // the agent is not ready.
 func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) error {
-	if err := a.CheckKernel(); err != nil {
-		return err
-	}
 	log := a.log
 	if opts.Once {
+		// Read everything before touching the kernel at all.
 		snap, err := src.Load()
 		if err != nil {
 			return fmt.Errorf("nothing applied: %w", err)
 		}
 		if len(snap.Problems) > 0 {
 			return fmt.Errorf("nothing applied: %w", errors.Join(snap.Problems...))
+		}
+		if err := a.CheckKernel(); err != nil {
+			return err
 		}
 		st, err := a.Sync(ctx, snap.Cluster)
 		if err != nil {
@@ -58,6 +59,9 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 			opts.Synced(st)
 		}
 		return nil
+	}
+	if err := a.CheckKernel(); err != nil {
+		return err
 	}
 	if opts.Debounce == 0 {
 		opts.Debounce = 50 * time.Millisecond
