@@ -344,8 +344,10 @@ func TestFaultSuite(t *testing.T) {
 			restore: func() { r.write("web.yaml", full) },
 		},
 		{
-			name:    "policy file cut at a document boundary of a List",
-			inject:  func() { r.write("web.yaml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: networking.k8s.io/v1\n  kind: NetworkPolicy\n  metadata: {name: web, namespace: app}\n  spec:\n    podSelector: {matchLabels: {app: web}}\n    ingress:\n    - from: [{podSelector: {matchLabels: {app: client}}}]\n      ports: [{port: 80}, {port: 53, protocol: UDP}]\n- apiVersion: networking.k8s.io/v1\n  kind: NetworkPol") },
+			name: "policy file cut at a document boundary of a List",
+			inject: func() {
+				r.write("web.yaml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: networking.k8s.io/v1\n  kind: NetworkPolicy\n  metadata: {name: web, namespace: app}\n  spec:\n    podSelector: {matchLabels: {app: web}}\n    ingress:\n    - from: [{podSelector: {matchLabels: {app: client}}}]\n      ports: [{port: 80}, {port: 53, protocol: UDP}]\n- apiVersion: networking.k8s.io/v1\n  kind: NetworkPol")
+			},
 			ready:   true, // a valid prefix that still holds web: it is what the file says
 			restore: func() { r.write("web.yaml", full) },
 		},
