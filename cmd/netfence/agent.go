@@ -174,6 +174,17 @@ func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 		_, err = fmt.Fprint(s.out, m.Text())
 		return err
 	}
+	if len(f.manifests) > 0 && f.once {
+		// Refuse before any kernel access when the manifests are not all
+		// readable and valid.
+		snap, err := (&agent.FileSource{Paths: f.manifests}).Load()
+		if err == nil && len(snap.Problems) > 0 {
+			err = errors.Join(snap.Problems...)
+		}
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("nothing applied: %w", err)}
+		}
+	}
 	applier, err := openApplier(f.netns)
 	if err != nil {
 		return err

@@ -107,3 +107,24 @@ func readYAML(t *testing.T, path string, into any) {
 		t.Fatalf("%s: %v", path, err)
 	}
 }
+
+// TestAgentOnceFailsClosed: agent --once exits 2 and touches nothing (it
+// refuses before any kernel access) when a path is missing or a file does
+// not parse.
+func TestAgentOnceFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	bad := dir + "/bad.yaml"
+	if err := os.WriteFile(bad, []byte("kind: NetworkPolicy\nmetadata: {name: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"agent", "--once", "--all-local", "--manifests", dir + "/typo"},
+		{"agent", "--once", "--all-local", "--manifests", bad},
+		{"agent", "--once", "--all-local", "--manifests", ex("three-tier"), "--manifests", dir + "/typo"},
+	} {
+		_, stderr, code := run(t, "", args...)
+		if code != 2 || !strings.Contains(stderr, "nothing applied") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}

@@ -74,6 +74,8 @@ type Stats struct {
 	Revoked []conntrack.Flow
 	// RevokeErr is set when revocation failed (the ruleset is in force).
 	RevokeErr error
+	// Conflicts counts addresses held by more than one running pod.
+	Conflicts int
 	// Policies and LocalPods describe the input.
 	Policies  int
 	LocalPods int
@@ -92,6 +94,10 @@ type Agent struct {
 	// reported holds rejected policies already logged, by
 	// ns/name@version@action.
 	reported map[string]bool
+	// warned holds the address conflicts already logged; conflicts counts
+	// those of the last render.
+	warned    map[string]bool
+	conflicts int
 	// lastCompiled holds the last version of each policy that compiled.
 	lastCompiled map[string]*networkingv1.NetworkPolicy
 }
@@ -170,7 +176,24 @@ func (a *Agent) render(c *cluster.Cluster) (*nft.Model, *policy.Set, []Fallback)
 		}
 	}
 	a.reported = seen
+	a.warnConflicts(c)
 	return a.renderer.Render(set), set, fallbacks
+}
+
+// warnConflicts logs, once each, addresses held by more than one running
+// pod: every holder is denied all traffic until one goes.
+func (a *Agent) warnConflicts(c *cluster.Cluster) {
+	conflicts := c.Conflicts()
+	a.conflicts = len(conflicts)
+	seen := make(map[string]bool, len(conflicts))
+	for _, cf := range conflicts {
+		key := cf.Addr.String() + " " + cf.SharedWith(nil)
+		seen[key] = true
+		if !a.warned[key] {
+			a.log.Warn("address held by more than one running pod: every holder is denied all traffic until one goes (fail closed)", "address", cf.Addr, "pods", cf.SharedWith(nil))
+		}
+	}
+	a.warned = seen
 }
 
 // failClosedDeny replaces every rejected policy of set by its DenyVersion.
@@ -202,7 +225,7 @@ func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err err
 	}()
 	start := time.Now()
 	m, set, fallbacks := a.render(c)
-	st = Stats{Counts: m.Counts(), Rejected: len(set.Rejected), Fallbacks: fallbacks, Policies: len(set.Policies), LocalPods: a.localPods(c)}
+	st = Stats{Conflicts: a.conflicts, Counts: m.Counts(), Rejected: len(set.Rejected), Fallbacks: fallbacks, Policies: len(set.Policies), LocalPods: a.localPods(c)}
 	if a.current == nil {
 		st.Full, st.Changed = true, true
 		err = a.cfg.Dataplane.FullSync(m)

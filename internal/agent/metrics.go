@@ -30,6 +30,7 @@ type Metrics struct {
 	sourceError  prometheus.Gauge
 	sourceFaults *prometheus.CounterVec
 	degraded     prometheus.Gauge
+	conflicts    prometheus.Gauge
 	revoked      prometheus.Counter
 	revokeErrors prometheus.Counter
 }
@@ -65,7 +66,8 @@ func NewMetrics() *Metrics {
 	}
 	m.revoked = prometheus.NewCounter(prometheus.CounterOpts{Name: "netfence_flows_revoked_total", Help: "Established flows whose conntrack entries were deleted because a sync denied them."})
 	m.revokeErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "netfence_revoke_errors_total", Help: "Syncs after which revoking denied established flows failed."})
-	m.Registry.MustRegister(m.revoked, m.revokeErrors)
+	m.conflicts = prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_address_conflicts", Help: "Addresses held by more than one running pod; every holder is denied all traffic."})
+	m.Registry.MustRegister(m.revoked, m.revokeErrors, m.conflicts)
 	m.Registry.MustRegister(m.syncs, m.syncDuration, m.lastError, m.lastSuccess, m.rules, m.elements, m.sets,
 		m.localPods, m.policies, m.rejected, m.sourceError, m.sourceFaults, m.degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -90,6 +92,7 @@ func (m *Metrics) observe(st Stats, err error) {
 	}
 	m.syncs.WithLabelValues(kind, "ok").Inc()
 	m.revoked.Add(float64(len(st.Revoked)))
+	m.conflicts.Set(float64(st.Conflicts))
 	if st.RevokeErr != nil {
 		m.revokeErrors.Inc()
 	}
