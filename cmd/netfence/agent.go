@@ -197,6 +197,7 @@ func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 			return fmt.Errorf("conntrack (use --keep-established to run without revocation): %w", err)
 		}
 		defer revoker.Close()
+		revoker.Mark = nft.RevokedMark
 		cfg.Revoker = revoker
 	}
 	ctx := cmd.Context()

@@ -33,6 +33,7 @@ func newCheckCommand(s *streams) *cobra.Command {
 				return &exitError{code: 2, err: err}
 			}
 			if output == "json" {
+				res.Warnings = src.warnings
 				if err := res.WriteJSON(s.out); err != nil {
 					return err
 				}
@@ -85,6 +86,7 @@ func newMatrixCommand(s *streams) *cobra.Command {
 			}
 			switch output {
 			case "json":
+				m.Warnings = src.warnings
 				return m.WriteJSON(s.out)
 			case "csv":
 				return m.WriteCSV(s.out)

@@ -94,6 +94,17 @@ var goldenCases = []struct {
 	{"check-edge-v4-destination", "", []string{"check", "-f", "testdata/edge.yaml", "--from", "edge/cli", "--to", "10.0.0.10", "--port", "TCP/8080"}, 1},
 	{"check-edge-host-network", "", []string{"check", "-f", "testdata/edge.yaml", "--from", "edge/node-agent", "--to", "edge/web", "--port", "TCP/8000"}, 1},
 	{"check-edge-inactive", "", []string{"check", "-f", "testdata/edge.yaml", "--from", "edge/done", "--to", "edge/web", "--port", "TCP/8080", "-o", "json"}, 0},
+	// Warnings (stderr, and "warnings" in JSON) and pods sharing an address.
+	{"matrix-shared-address", "", []string{"matrix", "-f", "testdata/shared-address.yaml", "--ports", "TCP/8080,TCP/9090"}, 0},
+	{"matrix-shared-address-json", "", []string{"matrix", "-f", "testdata/shared-address.yaml", "--ports", "TCP/8080", "-o", "json"}, 0},
+	{"check-shared-address-from-a", "", []string{"check", "-f", "testdata/shared-address.yaml", "--from", "shop/web-a", "--to", "shop/api", "--port", "TCP/http"}, 1},
+	{"check-shared-address-from-b", "", []string{"check", "-f", "testdata/shared-address.yaml", "--from", "shop/web-b", "--to", "shop/api", "--port", "TCP/http"}, 1},
+	{"check-shared-address-from-ip", "", []string{"check", "-f", "testdata/shared-address.yaml", "--from", "10.244.1.5", "--to", "shop/api", "--port", "TCP/http"}, 1},
+	{"check-shared-address-web-c", "", []string{"check", "-f", "testdata/shared-address.yaml", "--from", "shop/web-c", "--to", "shop/api", "--port", "TCP/http"}, 0},
+	{"check-shared-address-ipblock", "", []string{"check", "-f", "testdata/shared-address.yaml", "--from", "shop/web-a", "--to", "shop/api", "--port", "TCP/9090"}, 1},
+	{"check-shared-address-to-ip-json", "", []string{"check", "-f", "testdata/shared-address.yaml", "--from", "shop/frontend", "--to", "10.244.1.5", "--port", "TCP/http", "-o", "json"}, 1},
+	{"describe-shared-address-pod", "", []string{"describe", "-f", "testdata/shared-address.yaml", "pod", "shop/web-b"}, 0},
+	{"describe-shared-address-policy", "", []string{"describe", "-f", "testdata/shared-address.yaml", "policy", "shop/api"}, 0},
 	// describe.
 	{"describe-three-tier-policy-api", "", []string{"describe", "-f", ex("three-tier"), "policy", "shop/api"}, 0},
 	{"describe-three-tier-policy-frontend", "", []string{"describe", "-f", ex("three-tier"), "networkpolicy", "shop/frontend"}, 0},
@@ -202,7 +213,8 @@ func TestStdinAndDirectories(t *testing.T) {
 
 func TestVerboseListsSkipped(t *testing.T) {
 	t.Parallel()
-	in := "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: a\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: a\nstatus:\n  phase: Running\n  podIP: 10.0.0.1\n"
+	in := "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: a\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: a\nstatus:\n  phase: Running\n  podIP: 10.0.0.1\n" +
+		"---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n" // defined: no warning
 	_, stderr, code := run(t, in, "matrix", "-f", "-", "-v", "-o", "summary")
 	if code != 0 || stderr != "skipped <stdin>: document 1 (Service a/s): kind Service (v1) is not used\n" {
 		t.Errorf("exit %d, stderr %q", code, stderr)
@@ -364,5 +376,47 @@ func TestCheckJSONForm(t *testing.T) {
 		!reflect.DeepEqual(r.Ingress.Policies, []string{"shop/api", "shop/default-deny-all"}) ||
 		!reflect.DeepEqual(r.Ingress.AllowedBy, []string{"shop/api spec.ingress[0].from[0].ports[0]"}) {
 		t.Errorf("sides %+v %+v", r.Egress, r.Ingress)
+	}
+}
+
+// TestSharedAddressChecksAgree checks that a pod holding an address
+// another running pod holds gets one verdict however it is named: by
+// either pod or by the address, as source and as destination, on every
+// port.
+func TestSharedAddressChecksAgree(t *testing.T) {
+	t.Parallel()
+	f := "testdata/shared-address.yaml"
+	for _, port := range []string{"TCP/8080", "TCP/9090", "UDP/53"} {
+		for _, other := range []string{"shop/api", "shop/frontend", "shop/web-c", "ghost/lone", "8.8.8.8"} {
+			for _, asSource := range []bool{true, false} {
+				var codes []int
+				for _, end := range []string{"shop/web-a", "shop/web-b", "10.244.1.5"} {
+					args := []string{"check", "-f", f, "--from", end, "--to", other, "--port", port, "-o", "json"}
+					if !asSource {
+						args[4], args[6] = other, end
+					}
+					stdout, stderr, code := run(t, "", args...)
+					var res struct {
+						Allowed  bool     `json:"allowed"`
+						Warnings []string `json:"warnings"`
+					}
+					if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+						t.Fatalf("%v: %v (stderr %q)", args, err, stderr)
+					}
+					if res.Allowed || code != 1 || len(res.Warnings) != 2 || !strings.Contains(stderr, "warning: address 10.244.1.5 is held by two running pods") {
+						t.Errorf("%v: allowed %v, exit %d, warnings %q, stderr %q: want denied, two warnings", args, res.Allowed, code, res.Warnings, stderr)
+					}
+					codes = append(codes, code)
+				}
+				if codes[0] != codes[1] || codes[0] != codes[2] {
+					t.Errorf("%s %s (source %v): exit codes %v disagree", other, port, asSource, codes)
+				}
+			}
+		}
+	}
+	// Without warnings, the JSON has no "warnings" key.
+	stdout, _, _ := run(t, "", "check", "-f", "testdata/edge.yaml", "--from", "edge/cli", "--to", "edge/web", "--port", "TCP/8080", "-o", "json")
+	if strings.Contains(stdout, "warnings") {
+		t.Errorf("a warning-free check has warnings in its JSON:\n%s", stdout)
 	}
 }

@@ -68,6 +68,9 @@ type sourceFlags struct {
 	verbose bool
 	kube    kube.ConfigOptions
 	live    bool
+	// warnings are the input's warnings, set by load: the manifests',
+	// then the cluster's (cluster.Cluster.Warnings).
+	warnings []string
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -87,8 +90,10 @@ func (f *sourceFlags) useLive() bool {
 // load reads the cluster: manifests, the live cluster, or both (objects
 // from files replace live objects of the same kind, namespace and name, so a
 // policy edit can be judged before it is applied). Any invalid document is
-// an error (exit 2) and no result is produced.
+// an error (exit 2) and no result is produced. Warnings go to stderr as
+// "warning: ..." and are kept in f.warnings.
 func (f *sourceFlags) load(s *streams) (*policy.Set, error) {
+	f.warnings = nil
 	live := &kube.Objects{}
 	if f.useLive() {
 		cfg, err := kube.RESTConfig(f.kube)
@@ -117,12 +122,19 @@ func (f *sourceFlags) load(s *streams) (*policy.Set, error) {
 				fmt.Fprintf(s.err, "skipped %s: kind %s (%s) is not used\n", sk.Location, sk.Kind, sk.APIVersion)
 			}
 		}
+		for _, w := range objs.Warnings {
+			f.warnings = append(f.warnings, w.String())
+		}
 		live.Overlay(objs.Namespaces, objs.Pods, objs.Policies)
 	}
 	set := policy.NewSet(live.Cluster())
 	if len(set.Rejected) > 0 {
 		// Validation already ran on load; this is a bug guard, not a path.
 		return nil, &exitError{code: 2, err: fmt.Errorf("policies rejected: %v", set.Rejected)}
+	}
+	f.warnings = append(f.warnings, set.Cluster.Warnings()...)
+	for _, w := range f.warnings {
+		fmt.Fprintf(s.err, "warning: %s\n", w)
 	}
 	return set, nil
 }

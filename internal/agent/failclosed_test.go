@@ -348,3 +348,27 @@ func grep(text, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestNeverValidFilePolicyDenies: in file mode too, a policy that never
+// compiled denies the pods it selects instead of being dropped.
+func TestNeverValidFilePolicyDenies(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "cluster.yaml"), nsAndPods)
+	// Allows client on 80, but with endPort below port: invalid.
+	bad := strings.Replace(policyYAML("web", "client"), "  - from:", "  - ports: [{port: 80, endPort: 70}]\n    from:", 1)
+	write(t, filepath.Join(dir, "web.yaml"), bad)
+	src := &FileSource{Paths: []string{dir}}
+	snap := mustLoad(t, src)
+	if len(snap.Invalid) != 1 || len(snap.Problems) != 1 {
+		t.Fatalf("invalid %d, problems %v", len(snap.Invalid), snap.Problems)
+	}
+	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: &fakeDataplane{}})
+	m, set := a.Render(snap.Cluster)
+	if clientToWeb(t, set) || !webIsolated(m) {
+		t.Fatal("a never-valid policy in a file left its pod open")
+	}
+	write(t, filepath.Join(dir, "web.yaml"), policyYAML("web", "client"))
+	if _, set := a.Render(mustLoad(t, src).Cluster); !clientToWeb(t, set) {
+		t.Fatal("the fixed policy does not apply")
+	}
+}

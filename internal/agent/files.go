@@ -104,8 +104,9 @@ func (e *ConflictError) Error() string {
 type Snapshot struct {
 	Cluster *cluster.Cluster
 	// Invalid are NetworkPolicies that decoded but are invalid and have no
-	// valid version in force; the agent keeps their last compiled version
-	// or isolates their pods.
+	// valid version in the files. They are in Cluster as read; compiling
+	// them fails, so the agent keeps their last compiled version or
+	// isolates their pods (see Agent.Render).
 	Invalid []*networkingv1.NetworkPolicy
 	// Problems are the faults found; each says what stays in force.
 	Problems []error
@@ -228,7 +229,9 @@ func (s *FileSource) Load() (*Snapshot, error) {
 			pols = append(pols, v)
 		}
 	}
-	snap.Cluster = cluster.New(nss, pods, pols)
+	// Invalid policies go into the cluster as read: they do not compile,
+	// so the agent keeps their last compiled version or denies their pods.
+	snap.Cluster = cluster.New(nss, pods, append(pols, invalid...))
 	snap.Invalid = invalid
 	s.logProblems(snap.Problems)
 	return snap, nil
@@ -364,7 +367,7 @@ func (s *FileSource) readFile(path string, prev *fileState) (*fileState, error) 
 		}
 		problems = append(problems, e)
 	}
-	for _, np := range invalidPolicies(objs) {
+	for _, np := range objs.InvalidPolicies {
 		key := identity("NetworkPolicy", np.Namespace, np.Name)
 		if _, ok := next.objects[key]; !ok {
 			next.invalid[key] = np
@@ -508,7 +511,3 @@ func (w *watcher) underPaths(name string) bool {
 	}
 	return false
 }
-
-// invalidPolicies returns the NetworkPolicies of objs that decoded but are
-// invalid.
-func invalidPolicies(objs *manifest.Objects) []*networkingv1.NetworkPolicy { return nil }

@@ -36,8 +36,16 @@
 // a SYN ("ct state new tcp flags & (fin|syn|rst|ack) != syn drop") closes
 // that path. For UDP nothing tells a reply that was in flight at the
 // deletion from a new flow the server may start, so a revoked UDP flow
-// whose answer is in flight when Revoke deletes it can survive. This
-// package only removes entries.
+// whose answer is in flight when Revoke deletes it can survive.
+//
+// Both gaps close when the Revoker has a Mark (netfence sets
+// nft.RevokedMark, which its base chains drop before accepting established
+// traffic): the entry then stays, carrying the bit, and every later packet
+// of the flow in either direction — the in-flight reply included — meets
+// it and is dropped; no entry can start in the other direction. Such an
+// entry lives as long as the flow keeps sending (conntrack refreshes it),
+// then times out; if the policy allows the flow again first, the next
+// Revoke deletes it, so that new packets are judged afresh.
 package conntrack
 
 import (
@@ -88,6 +96,7 @@ func (f Flow) String() string {
 type table interface {
 	Dump(opts *ct.DumpOptions) ([]ct.Flow, error)
 	Delete(f ct.Flow) error
+	Update(f ct.Flow) error
 	Close() error
 }
 
@@ -98,6 +107,15 @@ type Revoker struct {
 	// Timeout bounds each Revoke (dump and deletions) in addition to the
 	// context. Zero means DefaultTimeout.
 	Timeout time.Duration
+	// Mark, when non-zero, is a conntrack mark bit that the ruleset drops
+	// (nft.RevokedMark): Revoke then sets it on the entries of denied
+	// flows instead of deleting them, so that every later packet of the
+	// flow, in either direction, meets its entry and is dropped — a reply
+	// in flight cannot re-create the flow the other way round, which a
+	// deletion allows (see Limits). Entries carrying the bit whose flow is
+	// allowed again are deleted, so that their next packets are judged
+	// afresh.
+	Mark uint32
 
 	mu   sync.Mutex
 	nsFD int
@@ -217,19 +235,30 @@ func (r *Revoker) Revoke(ctx context.Context, local func(netip.Addr) bool, allow
 	if err != nil {
 		return nil, canceled("dump table", err)
 	}
-	victims := selectRevoked(entries, local, allowed)
+	victims := selectRevoked(entries, local, allowed, r.Mark)
 	var deleted []Flow
 	for _, v := range victims {
 		if err := ctx.Err(); err != nil {
 			return deleted, fmt.Errorf("conntrack: revoke: %w", err)
 		}
-		if err := tbl.Delete(deleteRequest(v.entry)); err != nil {
+		var err error
+		switch {
+		case v.release, r.Mark == 0:
+			err = tbl.Delete(deleteRequest(v.entry))
+		default:
+			req := deleteRequest(v.entry)
+			req.Mark = v.entry.Mark | r.Mark
+			err = tbl.Update(req)
+		}
+		if err != nil {
 			if isNotFound(err) {
 				continue
 			}
-			return deleted, canceled("delete entry "+v.flow.String(), err)
+			return deleted, canceled("revoke entry "+v.flow.String(), err)
 		}
-		deleted = append(deleted, v.flow)
+		if !v.release {
+			deleted = append(deleted, v.flow)
+		}
 	}
 	stop()
 	closeTable()
@@ -239,23 +268,33 @@ func (r *Revoker) Revoke(ctx context.Context, local func(netip.Addr) bool, allow
 	return deleted, nil
 }
 
-// victim is an entry to delete and the flow it stands for.
+// victim is an entry to revoke (or, with release, to delete because it
+// was revoked and is allowed again) and the flow it stands for.
 type victim struct {
-	entry *ct.Flow
-	flow  Flow
+	entry   *ct.Flow
+	flow    Flow
+	release bool
 }
 
-// selectRevoked picks the entries to delete: TCP, UDP or SCTP entries
-// whose flow involves a local address and is not allowed. The cheap tests
-// (protocol, then addresses) come first; allowed is called last.
-func selectRevoked(entries []ct.Flow, local func(netip.Addr) bool, allowed func(Flow) bool) []victim {
+// selectRevoked picks the entries to revoke: TCP, UDP or SCTP entries
+// whose flow involves a local address and is not allowed (and, with a
+// mark, does not carry it yet), and, with a mark, the entries carrying it
+// whose flow is allowed again (to release). The cheap tests (protocol,
+// then addresses) come first; allowed is called last.
+func selectRevoked(entries []ct.Flow, local func(netip.Addr) bool, allowed func(Flow) bool, mark uint32) []victim {
 	var out []victim
 	for i := range entries {
 		f, ok := flowOf(&entries[i])
-		if !ok || !(local(f.Src) || local(f.Dst)) || allowed(f) {
+		if !ok || !(local(f.Src) || local(f.Dst)) {
 			continue
 		}
-		out = append(out, victim{entry: &entries[i], flow: f})
+		marked := mark != 0 && entries[i].Mark&mark == mark
+		switch ok := allowed(f); {
+		case !ok && !marked:
+			out = append(out, victim{entry: &entries[i], flow: f})
+		case ok && marked:
+			out = append(out, victim{entry: &entries[i], flow: f, release: true})
+		}
 	}
 	return out
 }

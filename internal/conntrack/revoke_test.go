@@ -24,6 +24,7 @@ type fakeTable struct {
 	mu      sync.Mutex
 	entries []ct.Flow
 	deleted []ct.Flow
+	updated []ct.Flow
 	// deleteErr, when set, is returned by every Delete.
 	deleteErr error
 	// onDelete runs before each deletion.
@@ -60,6 +61,19 @@ func (t *fakeTable) Delete(f ct.Flow) error {
 		if e.TupleOrig == f.TupleOrig && e.Zone == f.Zone {
 			t.entries = slices.Delete(t.entries, i, i+1)
 			t.deleted = append(t.deleted, f)
+			return nil
+		}
+	}
+	return pkgerrors.Wrap(unix.ENOENT, "netfilter query")
+}
+
+func (t *fakeTable) Update(f ct.Flow) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, e := range t.entries {
+		if e.TupleOrig == f.TupleOrig && e.Zone == f.Zone {
+			t.entries[i].Mark = f.Mark
+			t.updated = append(t.updated, f)
 			return nil
 		}
 	}
@@ -298,5 +312,40 @@ func TestRevokeClosed(t *testing.T) {
 	}
 	if _, err := r.Revoke(context.Background(), inPrefix("10.244.0.0/16"), func(Flow) bool { return true }); err == nil {
 		t.Fatal("Revoke on a closed revoker succeeded")
+	}
+}
+
+// TestRevokeMarks: with a mark, a denied flow's entry gets the bit (its
+// packets are dropped both ways by the ruleset) instead of being deleted,
+// an entry already marked is left alone, and a marked entry whose flow is
+// allowed again is deleted.
+func TestRevokeMarks(t *testing.T) {
+	const bit = 0x00200000
+	local := inPrefix("10.244.1.0/24")
+	deniedNew := entry(unix.IPPROTO_UDP, "10.244.1.10", "10.244.1.20", 40000, 53)
+	deniedNew.Mark = 0x1 // a mark of someone else's, kept
+	deniedMarked := entry(unix.IPPROTO_TCP, "10.244.1.10", "10.244.1.20", 40001, 80)
+	deniedMarked.Mark = bit
+	allowedMarked := entry(unix.IPPROTO_TCP, "10.244.1.10", "10.244.1.20", 40002, 8080)
+	allowedMarked.Mark = bit
+	allowedPlain := entry(unix.IPPROTO_TCP, "10.244.1.10", "10.244.1.20", 40003, 8080)
+	tbl := newFakeTable(deniedNew, deniedMarked, allowedMarked, allowedPlain)
+	r := fakeRevoker(tbl)
+	r.Mark = bit
+	got, err := r.Revoke(context.Background(), local, func(f Flow) bool { return f.DstPort == 8080 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].String() != "UDP 10.244.1.10:40000 -> 10.244.1.20:53" {
+		t.Fatalf("revoked %v", got)
+	}
+	if len(tbl.updated) != 1 || tbl.updated[0].Mark != bit|0x1 {
+		t.Fatalf("updates %+v, want one setting the bit and keeping the other mark", tbl.updated)
+	}
+	if len(tbl.deleted) != 1 || tbl.deleted[0].TupleOrig != allowedMarked.TupleOrig {
+		t.Fatalf("deleted %+v, want only the marked entry that is allowed again", tbl.deleted)
+	}
+	if len(tbl.entries) != 3 {
+		t.Fatalf("%d entries left, want 3", len(tbl.entries))
 	}
 }

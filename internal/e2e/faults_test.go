@@ -180,6 +180,7 @@ func (r *faultRig) startAgent() {
 	if err := r.bed.InNode(func() error { var err error; revoker, err = conntrack.NewRevoker(0); return err }); err != nil {
 		r.t.Fatal(err)
 	}
+	revoker.Mark = nft.RevokedMark
 	r.health = &agent.Health{}
 	r.loaded = make(chan error, 1000)
 	r.synced = make(chan agent.Stats, 1000)
@@ -483,18 +484,27 @@ func TestRevocationCutsEstablished(t *testing.T) {
 	r.drain()
 	start := time.Now()
 	os.Remove(filepath.Join(r.dir, "guest.yaml"))
-	st := r.waitSync("revocation")
+	// The last byte that passes, after the write, bounds when the flow was
+	// cut; the first failure follows within one poll.
 	tcpCut, udpCut := time.Duration(0), time.Duration(0)
+	var tcpLast, udpLast time.Duration
 	for i := 1; (tcpCut == 0 || udpCut == 0) && time.Since(start) < 5*time.Second; i++ {
-		if tcpCut == 0 && echo(i, 20*time.Millisecond) != nil {
-			tcpCut = time.Since(start)
+		if tcpCut == 0 {
+			if echo(i, 20*time.Millisecond) != nil {
+				tcpCut = time.Since(start)
+			} else {
+				tcpLast = time.Since(start)
+			}
 		}
 		if udpCut == 0 {
 			if ok, _ := udp.exchange(1, 20*time.Millisecond); !ok {
 				udpCut = time.Since(start)
+			} else {
+				udpLast = time.Since(start)
 			}
 		}
 	}
+	st := r.waitSync("revocation")
 	if tcpCut == 0 || udpCut == 0 {
 		t.Fatalf("established flows outlived the policy: tcp cut %v, udp cut %v (revoked %v)", tcpCut, udpCut, st.Revoked)
 	}
@@ -511,7 +521,8 @@ func TestRevocationCutsEstablished(t *testing.T) {
 	for _, f := range st.Revoked {
 		flows = append(flows, f.String())
 	}
-	t.Logf("revocation: write->tcp-cut=%v write->udp-cut=%v sync=%v revoked=%d [%s]", tcpCut.Round(time.Millisecond), udpCut.Round(time.Millisecond), st.Duration.Round(time.Microsecond), len(st.Revoked), strings.Join(flows, "; "))
+	t.Logf("revocation: tcp last-pass=%v first-fail=%v; udp last-pass=%v first-fail=%v (after the write); sync=%v revoked=%d [%s]",
+		tcpLast.Round(time.Millisecond), tcpCut.Round(time.Millisecond), udpLast.Round(time.Millisecond), udpCut.Round(time.Millisecond), st.Duration.Round(time.Microsecond), len(st.Revoked), strings.Join(flows, "; "))
 	if r.leaks.Load() > 0 {
 		t.Fatalf("%d denied probes got through", r.leaks.Load())
 	}

@@ -3,7 +3,9 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 
@@ -13,11 +15,24 @@ import (
 // yamlToJSON converts one YAML (or JSON) document to JSON. It resolves
 // scalars by the YAML 1.2 core schema, as yaml.v3 does: an unquoted y, yes,
 // on or no stays a string, unlike YAML 1.1 readers that turn a namespace
-// called "y" into true. It returns nil for an empty document.
+// called "y" into true. It returns nil for an empty document, and an error
+// for text that holds more than one document (which the splitter should
+// have split): a second document is never dropped.
 func yamlToJSON(doc []byte) ([]byte, error) {
 	var n yaml.Node
-	if err := yaml.Unmarshal(doc, &n); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(doc))
+	if err := dec.Decode(&n); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
 		return nil, err
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("line %d: a second document starts here without a \"---\" line at column 0 that netfence can see", next.Line)
 	}
 	if n.Kind == 0 || (n.Kind == yaml.DocumentNode && len(n.Content) == 0) {
 		return nil, nil

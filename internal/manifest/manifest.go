@@ -2,10 +2,44 @@
 // kind List and *List) into typed Namespaces, Pods and NetworkPolicies,
 // validated as the API server would. Every error names the file, the
 // document and the field.
+//
+// # Documents
+//
+// Every document of a file is read, or the file has an error: none is
+// dropped silently. A file whose first non-space byte is "{" is a JSON
+// stream (one or more JSON values, concatenated or separated by whitespace,
+// as kubectl reads them); if its first value is no valid JSON the file is
+// read as YAML (a flow mapping such as "{kind: Pod}"), and anything but
+// whitespace after a JSON value that is no valid JSON is an error naming
+// the document and the byte offset. Otherwise the file is a YAML stream,
+// split at "---" lines (at column 0, followed by the end of the line, a
+// space, a tab or a comment) and after "..." lines; lines may end in CRLF;
+// what precedes the first "---" is no document when it is only comments.
+// Documents are numbered from 1 in file order.
+//
+// # Kinds and apiVersions
+//
+// Namespace (v1), Pod (v1) and NetworkPolicy (networking.k8s.io/v1) are
+// read; other kinds are skipped (Objects.Skipped). Some cases are warnings
+// (Objects.Warnings): loading goes on, but the user must see them.
+//
+//   - A kind that is a near miss of Namespace, Pod, NetworkPolicy or List
+//     (differs only in case, is the plural, or is within Damerau-Levenshtein
+//     distance 2, 1 for Pod and List) is skipped with a warning.
+//   - A known kind of a third-party API group (a group with a dot outside
+//     k8s.io and kubernetes.io, e.g. projectcalico.org/v3 NetworkPolicy) is a
+//     different resource that netfence does not enforce: skipped with a
+//     warning.
+//   - A NetworkPolicy of extensions/v1beta1 (Kubernetes before 1.16, same
+//     schema) is read as networking.k8s.io/v1, with a warning.
+//
+// Any other apiVersion of a known kind, such as networking.k8s.io/v2 or v1
+// NetworkPolicy, or v2 Pod, is an error: a policy netfence cannot read is
+// never ignored silently (fail closed). The same object (kind, namespace,
+// name) defined twice is an error naming both places.
 package manifest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -24,7 +58,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/netfence/netfence/internal/cluster"
@@ -103,7 +136,24 @@ type Objects struct {
 	// Where maps "Kind namespace/name" to the object's location.
 	Where   map[string]Location
 	Skipped []Skipped
+	// Warnings are problems that did not stop loading but that a user must
+	// see, in file and document order.
+	Warnings []Warning
+	// InvalidPolicies are NetworkPolicies that decode but fail validation
+	// (each also reported in the errors). They are not part of the
+	// cluster; the node agent uses them to fail closed (a policy that
+	// never compiled denies the pods it selects).
+	InvalidPolicies []*networkingv1.NetworkPolicy
 }
+
+// Warning is a problem that does not stop loading but that a user must see.
+type Warning struct {
+	Location
+	Message string
+}
+
+// String formats the warning as "FILE: document N (Kind ns/name): message".
+func (w Warning) String() string { return w.Location.String() + ": " + w.Message }
 
 // Cluster builds the cluster model from the objects.
 func (o *Objects) Cluster() *cluster.Cluster {
@@ -120,7 +170,8 @@ type Loader struct {
 // .yaml, .yml or .json) or "-" for Stdin. Documents with errors are left out
 // of the result and reported in Errors; the caller decides whether the rest
 // may be used. The error return is only for Errors being non-empty, typed as
-// Errors.
+// Errors. Warnings (Objects.Warnings) are no errors: they never make Load
+// return one.
 func (l *Loader) Load(paths []string) (*Objects, error) {
 	o := &Objects{Where: map[string]Location{}}
 	var errs Errors
@@ -175,6 +226,8 @@ func (l *Loader) Load(paths []string) (*Objects, error) {
 			}
 		}
 		o.Skipped = append(o.Skipped, r.skipped...)
+		o.Warnings = append(o.Warnings, r.warnings...)
+		o.InvalidPolicies = append(o.InvalidPolicies, r.invalid...)
 	}
 	sortObjects(o)
 	if len(errs) > 0 {
@@ -215,58 +268,6 @@ func expand(p string) ([]string, error) {
 	return files, err
 }
 
-// splitDocuments splits a YAML stream at "---" lines. A JSON file is one
-// document.
-func splitDocuments(data []byte) ([][]byte, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var docs [][]byte
-	for {
-		d, err := r.Read()
-		if err == io.EOF {
-			return docs, nil
-		}
-		if err != nil {
-			return docs, err
-		}
-		docs = append(docs, d)
-	}
-}
-
-// document is one YAML document of a file.
-type document struct {
-	loc  Location
-	data []byte
-}
-
-// fileDocuments splits a file into its non-empty documents, numbered from 1.
-func fileDocuments(name string, data []byte) ([]document, *Error) {
-	chunks, err := splitDocuments(data)
-	var out []document
-	index := 0
-	for i, d := range chunks {
-		if i == 0 && onlyComments(d) {
-			continue // what precedes the first "---" is no document
-		}
-		index++
-		out = append(out, document{loc: Location{File: name, Document: index}, data: d})
-	}
-	if err != nil {
-		return out, &Error{Location: Location{File: name, Document: index + 1}, Detail: err.Error()}
-	}
-	return out, nil
-}
-
-// onlyComments reports whether a chunk holds nothing but blank lines and
-// comments.
-func onlyComments(d []byte) bool {
-	for _, line := range bytes.Split(d, []byte("\n")) {
-		if line = bytes.TrimSpace(line); len(line) > 0 && line[0] != '#' {
-			return false
-		}
-	}
-	return true
-}
-
 // decoded is one object decoded from a document.
 type decoded struct {
 	loc Location
@@ -276,9 +277,16 @@ type decoded struct {
 
 // docResult is what one document yields.
 type docResult struct {
-	objects []decoded
-	skipped []Skipped
+	objects  []decoded
+	skipped  []Skipped
+	warnings []Warning
+	// invalid are NetworkPolicies that decode but fail validation.
+	invalid []*networkingv1.NetworkPolicy
 	errs    Errors
+}
+
+func (r *docResult) warn(loc Location, msg string) {
+	r.warnings = append(r.warnings, Warning{Location: loc, Message: msg})
 }
 
 // decodeAll decodes documents on every CPU; results keep document order.
@@ -310,7 +318,11 @@ func decodeAll(docs []document) []docResult {
 func decodeDocument(d document) (r docResult) {
 	j, err := yamlToJSON(d.data)
 	if err != nil {
-		r.errs = Errors{{Location: d.loc, Detail: "invalid YAML: " + cleanYAMLError(err)}}
+		what := "invalid YAML: "
+		if d.json {
+			what = "invalid JSON: "
+		}
+		r.errs = Errors{{Location: d.loc, Detail: what + cleanYAMLError(err)}}
 		return r
 	}
 	if j == nil || string(j) == "null" {
@@ -400,13 +412,23 @@ func withTypeMeta(raw json.RawMessage, apiVersion, kind string) json.RawMessage 
 }
 
 func (r *docResult) addItem(loc Location, apiVersion string, data []byte) Errors {
-	wantAPI := map[string]string{"Namespace": "v1", "Pod": "v1", "NetworkPolicy": "networking.k8s.io/v1"}
-	want, known := wantAPI[loc.Kind]
+	want, known := knownKinds[loc.Kind]
 	if !known {
+		if k := suggestKind(loc.Kind); k != "" {
+			r.warn(loc, nearMissMessage(loc.Kind, k))
+		}
 		r.skipped = append(r.skipped, Skipped{Location: loc, APIVersion: apiVersion})
 		return nil
 	}
-	if apiVersion != want {
+	legacy := false
+	switch checkAPIVersion(loc.Kind, apiVersion) {
+	case apiReadLegacy:
+		legacy = true
+	case apiOtherGroup:
+		r.warn(loc, otherGroupMessage(loc.Kind, apiVersion))
+		r.skipped = append(r.skipped, Skipped{Location: loc, APIVersion: apiVersion})
+		return nil
+	case apiUnknown:
 		return Errors{{Location: loc, Detail: fmt.Sprintf("apiVersion: Unsupported value: %q: supported values: %q", apiVersion, want)}}
 	}
 	var errs field.ErrorList
@@ -446,10 +468,16 @@ func (r *docResult) addItem(loc Location, apiVersion string, data []byte) Errors
 			np.Namespace = corev1.NamespaceDefault
 			loc.Namespace = np.Namespace
 		}
+		if legacy {
+			r.warn(loc, legacyMessage(apiVersion, want))
+			np.APIVersion = want
+		}
 		errs = validation.NetworkPolicy(np)
 		key = "NetworkPolicy " + np.Namespace + "/" + np.Name
 		if len(errs) == 0 {
 			r.objects = append(r.objects, decoded{loc, key, np})
+		} else {
+			r.invalid = append(r.invalid, np)
 		}
 	}
 	out := make(Errors, len(errs))

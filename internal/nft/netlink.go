@@ -214,6 +214,14 @@ func ctState(mask uint32, v expr.VerdictKind) []expr.Any {
 // in the same batch.
 func baseExprs(r baseRule, setID func(string) uint32) []expr.Any {
 	switch r.kind {
+	case baseRevoked:
+		return []expr.Any{
+			&expr.Ct{Register: reg1, Key: expr.CtKeyMARK},
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(RevokedMark), Xor: binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(RevokedMark)},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}
 	case baseEstablished:
 		return ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED, expr.VerdictAccept)
 	case baseInvalid:

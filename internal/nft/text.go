@@ -6,6 +6,13 @@ import (
 	"strings"
 )
 
+// RevokedMark is the conntrack mark bit of flows revoked by a policy
+// change: the base chains drop every packet of an entry that carries it,
+// in both directions, before established traffic is accepted. The agent's
+// conntrack revoker sets it on the entries of established flows that a
+// sync denies.
+const RevokedMark uint32 = 0x00200000
+
 // baseRule is one rule of a base chain.
 type baseRule struct {
 	kind    baseKind
@@ -17,7 +24,8 @@ type baseRule struct {
 type baseKind uint8
 
 const (
-	baseEstablished baseKind = iota
+	baseRevoked baseKind = iota
+	baseEstablished
 	baseInvalid
 	baseNewNotSYN
 	baseVMap
@@ -35,6 +43,7 @@ func (r baseRule) mapName() string {
 // baseRules returns the rules of a base chain, in order.
 func baseRules(chain string) []baseRule {
 	rules := []baseRule{
+		{kind: baseRevoked, comment: "netfence: flows revoked by a policy change"},
 		{kind: baseEstablished, comment: "netfence: replies and related traffic of allowed connections"},
 		{kind: baseInvalid, comment: "netfence: invalid packets"},
 		{kind: baseVMap, fam: IPv4, egress: true, comment: "netfence: egress policy of isolated local pods"},
@@ -46,7 +55,7 @@ func baseRules(chain string) []baseRule {
 		// revoked (or never tracked) could be re-tracked mid-stream from
 		// the side still allowed to initiate, and the revoked side's
 		// packets would pass as its replies.
-		rules = slices.Insert(rules, 2, baseRule{kind: baseNewNotSYN, comment: "netfence: TCP flows must start with a SYN"})
+		rules = slices.Insert(rules, 3, baseRule{kind: baseNewNotSYN, comment: "netfence: TCP flows must start with a SYN"})
 		rules = append(rules,
 			baseRule{kind: baseVMap, fam: IPv4, comment: "netfence: ingress policy of isolated local pods"},
 			baseRule{kind: baseVMap, fam: IPv6, comment: "netfence: ingress policy of isolated local pods"},
@@ -58,6 +67,8 @@ func baseRules(chain string) []baseRule {
 func (r baseRule) text() string {
 	var s string
 	switch r.kind {
+	case baseRevoked:
+		s = fmt.Sprintf("ct mark & 0x%08x == 0x%08x drop", RevokedMark, RevokedMark)
 	case baseEstablished:
 		s = "ct state established,related accept"
 	case baseInvalid:
