@@ -217,58 +217,20 @@ func (f *tcpFlow) echo(timeout time.Duration) error {
 	return nil
 }
 
-// udpFlow is one UDP socket in a pod sending datagrams to a pod's server,
-// which answers each with its token, a newline and the datagram.
+// udpFlow is a testbed UDP flow with a name for messages.
 type udpFlow struct {
 	name string
-	conn *net.UDPConn
-	n    int
+	*testbed.UDPFlow
 }
 
 func (r *rig) dialUDP(t *testing.T, from *cluster.Pod, to netip.Addr) *udpFlow {
 	t.Helper()
-	name, ok := r.bed.PodNamespace(from.Key())
-	if !ok {
-		t.Fatalf("pod %s not in the bed", from.Key())
-	}
-	var conn *net.UDPConn
-	err := testbed.InNamespace(name, func() error {
-		var err error
-		conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(to, udpPort)))
-		return err
-	})
+	f, err := r.bed.DialUDP(from, to, udpPort)
 	if err != nil {
-		t.Fatalf("UDP socket in %s: %v", from.Key(), err)
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	return &udpFlow{name: fmt.Sprintf("UDP %s -> %s", from.Name, to), conn: conn}
-}
-
-// exchange sends up to tries datagrams, each waiting wait for its answer,
-// and reports whether one was answered.
-func (f *udpFlow) exchange(tries int, wait time.Duration) (bool, error) {
-	buf := make([]byte, 2048)
-	for i := 0; i < tries; i++ {
-		f.n++
-		msg := fmt.Sprintf("dgram %d", f.n)
-		if _, err := f.conn.Write([]byte(msg)); err != nil {
-			return false, err
-		}
-		_ = f.conn.SetReadDeadline(time.Now().Add(wait))
-		for {
-			n, err := f.conn.Read(buf)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-			if err != nil {
-				return false, err
-			}
-			if bytes.HasSuffix(buf[:n], []byte("\n"+msg)) {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
+	t.Cleanup(func() { f.Close() })
+	return &udpFlow{name: fmt.Sprintf("UDP %s -> %s", from.Name, to), UDPFlow: f}
 }
 
 // mustPass fails unless every flow passes data.
@@ -280,7 +242,7 @@ func mustPass(t *testing.T, when string, tcps []*tcpFlow, udps []*udpFlow) {
 		}
 	}
 	for _, f := range udps {
-		ok, err := f.exchange(5, 500*time.Millisecond)
+		ok, err := f.Exchange(5, 500*time.Millisecond)
 		if err != nil || !ok {
 			t.Fatalf("%s: %s: no answer (%v)", when, f.name, err)
 		}
@@ -298,7 +260,7 @@ func mustBlock(t *testing.T, when string, tcps []*tcpFlow, udps []*udpFlow) {
 		t.Logf("%s: %s blocked: %v", when, f.name, err)
 	}
 	for _, f := range udps {
-		ok, err := f.exchange(3, 300*time.Millisecond)
+		ok, err := f.Exchange(3, 300*time.Millisecond)
 		if ok {
 			t.Fatalf("%s: %s still answered", when, f.name)
 		}

@@ -2,13 +2,9 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -471,11 +467,15 @@ func TestRevocationCutsEstablished(t *testing.T) {
 		}
 		return nil
 	}
-	udp := dialUDP(t, r.bed, r.guest, r.web.IPs[0], 53)
+	udp, err := r.bed.DialUDP(r.guest, r.web.IPs[0], 53)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
 	if err := echo(0, 2*time.Second); err != nil {
 		t.Fatalf("established TCP before the change: %v", err)
 	}
-	if ok, err := udp.exchange(3, 500*time.Millisecond); !ok || err != nil {
+	if ok, err := udp.Exchange(3, 500*time.Millisecond); !ok || err != nil {
 		t.Fatalf("UDP flow before the change: %v %v", ok, err)
 	}
 
@@ -497,7 +497,7 @@ func TestRevocationCutsEstablished(t *testing.T) {
 			}
 		}
 		if udpCut == 0 {
-			if ok, _ := udp.exchange(1, 20*time.Millisecond); !ok {
+			if ok, _ := udp.Exchange(1, 20*time.Millisecond); !ok {
 				udpCut = time.Since(start)
 			} else {
 				udpLast = time.Since(start)
@@ -510,7 +510,7 @@ func TestRevocationCutsEstablished(t *testing.T) {
 	}
 	// And nothing passes any more.
 	for i := 0; i < 5; i++ {
-		if ok, _ := udp.exchange(1, 100*time.Millisecond); ok {
+		if ok, _ := udp.Exchange(1, 100*time.Millisecond); ok {
 			t.Fatal("UDP flow passes again after revocation")
 		}
 	}
@@ -526,54 +526,4 @@ func TestRevocationCutsEstablished(t *testing.T) {
 	if r.leaks.Load() > 0 {
 		t.Fatalf("%d denied probes got through", r.leaks.Load())
 	}
-}
-
-// udpFlow is one UDP socket in a pod exchanging datagrams with a server.
-type udpFlow struct {
-	conn *net.UDPConn
-	n    int
-}
-
-func dialUDP(t *testing.T, bed *testbed.Bed, from *cluster.Pod, to netip.Addr, port uint16) *udpFlow {
-	t.Helper()
-	name, ok := bed.PodNamespace(from.Key())
-	if !ok {
-		t.Fatalf("pod %s not in the bed", from.Key())
-	}
-	var conn *net.UDPConn
-	if err := testbed.InNamespace(name, func() error {
-		var err error
-		conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(to, port)))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &udpFlow{conn: conn}
-}
-
-// exchange sends up to tries datagrams, each waiting wait for its echo.
-func (f *udpFlow) exchange(tries int, wait time.Duration) (bool, error) {
-	buf := make([]byte, 2048)
-	for i := 0; i < tries; i++ {
-		f.n++
-		msg := fmt.Sprintf("dgram %d", f.n)
-		if _, err := f.conn.Write([]byte(msg)); err != nil {
-			return false, err
-		}
-		_ = f.conn.SetReadDeadline(time.Now().Add(wait))
-		for {
-			n, err := f.conn.Read(buf)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-			if err != nil {
-				return false, err
-			}
-			if bytes.HasSuffix(buf[:n], []byte("\n"+msg)) {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
 }
