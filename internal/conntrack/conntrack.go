@@ -53,7 +53,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"sync"
 	"time"
 
@@ -61,6 +60,8 @@ import (
 	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/netfence/netfence/internal/nsfd"
 )
 
 // Protocol numbers of the flows a Revoker considers.
@@ -129,26 +130,13 @@ type Revoker struct {
 // of the call (so it can be created inside testbed's InNode, as
 // nft.NewApplier can).
 func NewRevoker(netnsFD int) (*Revoker, error) {
-	var fd int
-	var err error
-	if netnsFD == 0 {
-		fd, err = threadNetNS()
-	} else {
-		fd, err = unix.FcntlInt(uintptr(netnsFD), unix.F_DUPFD_CLOEXEC, 0)
-	}
+	fd, err := nsfd.Open(netnsFD)
 	if err != nil {
 		return nil, fmt.Errorf("conntrack: open network namespace: %w", err)
 	}
 	r := &Revoker{Timeout: DefaultTimeout, nsFD: fd}
 	r.dial = r.dialNetlink
 	return r, nil
-}
-
-// threadNetNS opens the network namespace of the calling OS thread.
-func threadNetNS() (int, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	return unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 }
 
 // dialNetlink opens a ctnetlink socket in the revoker's namespace. The
@@ -168,12 +156,7 @@ func (r *Revoker) dialNetlink() (table, error) {
 func (r *Revoker) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.nsFD < 0 {
-		return nil
-	}
-	err := unix.Close(r.nsFD)
-	r.nsFD = -1
-	if err != nil {
+	if err := nsfd.Release(&r.nsFD); err != nil {
 		return fmt.Errorf("conntrack: close network namespace: %w", err)
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/netfence/netfence/internal/nsfd"
 	"github.com/netfence/netfence/internal/policy"
 )
 
@@ -41,24 +41,11 @@ type Applier struct {
 // 0 it binds to the network namespace of the calling OS thread at the time
 // of the call.
 func NewApplier(netnsFD int) (*Applier, error) {
-	var fd int
-	var err error
-	if netnsFD == 0 {
-		fd, err = threadNetNS()
-	} else {
-		fd, err = unix.FcntlInt(uintptr(netnsFD), unix.F_DUPFD_CLOEXEC, 0)
-	}
+	fd, err := nsfd.Open(netnsFD)
 	if err != nil {
 		return nil, fmt.Errorf("nft: open network namespace: %w", err)
 	}
 	return &Applier{Timeout: DefaultTimeout, nsFD: fd, table: inetTable(TableName)}, nil
-}
-
-// threadNetNS opens the network namespace of the calling OS thread.
-func threadNetNS() (int, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	return unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 }
 
 // Close releases the applier's network namespace descriptor. It leaves the
@@ -66,12 +53,7 @@ func threadNetNS() (int, error) {
 func (a *Applier) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.nsFD < 0 {
-		return nil
-	}
-	err := unix.Close(a.nsFD)
-	a.nsFD = -1
-	if err != nil {
+	if err := nsfd.Release(&a.nsFD); err != nil {
 		return fmt.Errorf("nft: close network namespace: %w", err)
 	}
 	return nil
