@@ -72,8 +72,9 @@ func RunKube(ctx context.Context, a *Agent, inf *kube.Informers, opts KubeOption
 }
 
 // EventReporter returns a Config.Rejected callback that records a Warning
-// Event on every rejected policy, once per policy version, and a function
-// that stops the event broadcaster.
+// Event on every policy the agent cannot compile (and enforces fail-closed
+// instead), once per policy version, and a function that stops the event
+// broadcaster.
 func EventReporter(client kubernetes.Interface, node string) (func(*policy.Rejection), func()) {
 	b := record.NewBroadcaster()
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
@@ -89,7 +90,7 @@ func EventReporter(client kubernetes.Interface, node string) (func(*policy.Rejec
 		}
 		seen[key] = true
 		rec.Eventf(r.Policy, corev1.EventTypeWarning, "InvalidNetworkPolicy",
-			"netfence agent on %s rejected this policy and does not enforce it (other policies stay enforced): %v", node, r.Err)
+			"netfence agent on %s cannot compile this policy: %v. It fails closed until fixed: its last compiled version stays in force, or, if it never compiled, the pods it selects are denied in its policyTypes; other policies stay enforced", node, r.Err)
 	}
 	return report, b.Shutdown
 }
