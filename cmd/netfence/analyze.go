@@ -24,7 +24,7 @@ func newCheckCommand(s *streams) *cobra.Command {
 			if output != "text" && output != "json" {
 				return &exitError{code: 2, err: fmt.Errorf("-o %q: must be text or json", output)}
 			}
-			set, err := src.load(s)
+			set, err := src.load(cmd.Context(), s)
 			if err != nil {
 				return err
 			}
@@ -76,7 +76,7 @@ func newMatrixCommand(s *streams) *cobra.Command {
 			}
 			opts.Namespaces = namespaces
 			opts.CountsOnly = output == "summary"
-			set, err := src.load(s)
+			set, err := src.load(cmd.Context(), s)
 			if err != nil {
 				return err
 			}
@@ -115,7 +115,7 @@ func newDescribeCommand(s *streams) *cobra.Command {
 			if !ok {
 				ns, n = "default", name
 			}
-			set, err := src.load(s)
+			set, err := src.load(cmd.Context(), s)
 			if err != nil {
 				return err
 			}

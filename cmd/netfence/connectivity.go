@@ -64,7 +64,7 @@ Exit 0 when they agree, 1 on any mismatch, 2 on error. Needs root.`,
 			if opts.Ports, err = parsePorts(ports); err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			set, err := src.load(s)
+			set, err := src.load(cmd.Context(), s)
 			if err != nil {
 				return err
 			}
@@ -117,7 +117,7 @@ e.g. "ip netns exec PREFIX-pN nc -zv ADDR PORT". If the process is killed,
 "testbed down --prefix P" removes what is left.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			set, err := src.load(s)
+			set, err := src.load(cmd.Context(), s)
 			if err != nil {
 				return err
 			}

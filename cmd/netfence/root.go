@@ -87,12 +87,13 @@ func (f *sourceFlags) useLive() bool {
 	return f.live || f.kube.Kubeconfig != "" || f.kube.Context != "" || len(f.files) == 0
 }
 
-// load reads the cluster: manifests, the live cluster, or both (objects
+// load reads the cluster (ctx bounds the live read: Ctrl-C cancels it):
+// manifests, the live cluster, or both (objects
 // from files replace live objects of the same kind, namespace and name, so a
 // policy edit can be judged before it is applied). Any invalid document is
 // an error (exit 2) and no result is produced. Warnings go to stderr as
 // "warning: ..." and are kept in f.warnings.
-func (f *sourceFlags) load(s *streams) (*policy.Set, error) {
+func (f *sourceFlags) load(ctx context.Context, s *streams) (*policy.Set, error) {
 	f.warnings = nil
 	live := &kube.Objects{}
 	if f.useLive() {
@@ -108,7 +109,7 @@ func (f *sourceFlags) load(s *streams) (*policy.Set, error) {
 		if err != nil {
 			return nil, &exitError{code: 2, err: err}
 		}
-		if live, err = kube.List(context.Background(), client); err != nil {
+		if live, err = kube.List(ctx, client); err != nil {
 			return nil, &exitError{code: 2, err: fmt.Errorf("read the live cluster: %w", err)}
 		}
 	}
