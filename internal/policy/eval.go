@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/netfence/netfence/internal/cluster"
 )
@@ -43,15 +42,14 @@ type compiled struct {
 func NewCompiler() *Compiler { return &Compiler{cache: map[string]compiled{}} }
 
 // compile returns the compiled policy, reusing the previous result when the
-// policy is the same object (informers hand out the same pointer for an
-// unchanged object) or has the same labels and spec.
+// policy is the same (cluster.SamePolicy: the one equality netfence uses
+// for "changed").
 func (cp *Compiler) compile(np *networkingv1.NetworkPolicy) (*Policy, error) {
 	if cp == nil {
 		return Compile(np)
 	}
 	key := np.Namespace + "/" + np.Name
-	if prev, ok := cp.cache[key]; ok && (prev.source == np ||
-		(equality.Semantic.DeepEqual(prev.source.Spec, np.Spec) && equality.Semantic.DeepEqual(prev.source.Labels, np.Labels))) {
+	if prev, ok := cp.cache[key]; ok && cluster.SamePolicy(prev.source, np) {
 		if prev.policy != nil && prev.source != np {
 			p := *prev.policy
 			p.Source = np
