@@ -254,7 +254,7 @@ func newAgentCleanupCommand(s *streams) *cobra.Command {
 				return err
 			}
 			defer applier.Close()
-			if err := applier.Cleanup(); err != nil {
+			if err := applier.Cleanup(cmd.Context()); err != nil {
 				return err
 			}
 			fmt.Fprintf(s.out, "removed table inet %s\n", nft.TableName)

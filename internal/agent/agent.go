@@ -21,16 +21,19 @@ import (
 	"github.com/netfence/netfence/internal/policy"
 )
 
-// Dataplane is where the agent enforces; *nft.Applier is the real one.
+// Dataplane is where the agent enforces, one transaction at a time: each
+// call either takes effect whole or fails and leaves the ruleset as it
+// was. *nft.Applier is the real one; *nft.Fake holds the ruleset in
+// memory, for tests.
 type Dataplane interface {
-	CheckKernel() error
-	FullSync(m *nft.Model) error
-	Update(old, new *nft.Model) error
-}
-
-// deltaApplier is a Dataplane that applies a ready-made diff.
-type deltaApplier interface {
-	Apply(d *nft.Delta) error
+	// CheckKernel reports an error when the kernel lacks a feature the
+	// ruleset needs.
+	CheckKernel(ctx context.Context) error
+	// FullSync replaces whatever ruleset there is with m.
+	FullSync(ctx context.Context, m *nft.Model) error
+	// Apply applies a delta made by nft.Diff; the dataplane must hold the
+	// delta's old model.
+	Apply(ctx context.Context, d *nft.Delta) error
 }
 
 // Config configures an Agent.
@@ -65,7 +68,11 @@ type Stats struct {
 	Full     bool
 	Changed  bool
 	Duration time.Duration
-	Counts   nft.Counts
+	// Diff is the time spent computing the delta of an incremental sync,
+	// Apply the time spent in the dataplane's transaction; both are part
+	// of Duration.
+	Diff, Apply time.Duration
+	Counts      nft.Counts
 	// Rejected are policies that did not compile; Fallbacks say what is
 	// enforced for each instead.
 	Rejected  int
@@ -114,8 +121,8 @@ func New(cfg Config) *Agent {
 
 // CheckKernel fails loudly when the kernel lacks what the ruleset needs:
 // the agent must never run as a silent no-op.
-func (a *Agent) CheckKernel() error {
-	if err := a.cfg.Dataplane.CheckKernel(); err != nil {
+func (a *Agent) CheckKernel(ctx context.Context) error {
+	if err := a.cfg.Dataplane.CheckKernel(ctx); err != nil {
 		return fmt.Errorf("kernel check failed, refusing to run without enforcement: %w", err)
 	}
 	return nil
@@ -131,6 +138,15 @@ func (a *Agent) CheckKernel() error {
 func (a *Agent) Render(c *cluster.Cluster) (*nft.Model, *policy.Set) {
 	m, set, _ := a.render(c)
 	return m, set
+}
+
+// Model returns the ruleset the last sync put in force, or nil before the
+// first sync and after a failed one (the next sync is then a full one).
+// The model is shared with the agent and must not be modified.
+func (a *Agent) Model() *nft.Model {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.current
 }
 
 func (a *Agent) render(c *cluster.Cluster) (*nft.Model, *policy.Set, []Fallback) {
@@ -228,13 +244,18 @@ func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err err
 	st = Stats{Conflicts: a.conflicts, Counts: m.Counts(), Rejected: len(set.Rejected), Fallbacks: fallbacks, Policies: len(set.Policies), LocalPods: a.localPods(c)}
 	if a.current == nil {
 		st.Full, st.Changed = true, true
-		err = a.cfg.Dataplane.FullSync(m)
-	} else if d := nft.Diff(a.current, m); !d.Empty() {
-		st.Changed = true
-		if ap, ok := a.cfg.Dataplane.(deltaApplier); ok {
-			err = ap.Apply(d) // the diff is already made
-		} else {
-			err = a.cfg.Dataplane.Update(a.current, m)
+		t0 := time.Now()
+		err = a.cfg.Dataplane.FullSync(ctx, m)
+		st.Apply = time.Since(t0)
+	} else {
+		t0 := time.Now()
+		d := nft.Diff(a.current, m)
+		t1 := time.Now()
+		st.Diff = t1.Sub(t0)
+		if !d.Empty() {
+			st.Changed = true
+			err = a.cfg.Dataplane.Apply(ctx, d)
+			st.Apply = time.Since(t1)
 		}
 	}
 	if err != nil {

@@ -15,29 +15,13 @@ import (
 	"github.com/netfence/netfence/internal/nft"
 )
 
-// fakeDataplane records what the agent asks of the kernel.
-type fakeDataplane struct {
-	full, updates int
-	fail          error
-	last          *nft.Model
-}
+// newFake returns the in-memory dataplane the agent tests enforce in.
+func newFake() *nft.Fake { return nft.NewFake() }
 
-func (f *fakeDataplane) CheckKernel() error { return nil }
-func (f *fakeDataplane) FullSync(m *nft.Model) error {
-	if f.fail != nil {
-		return f.fail
-	}
-	f.full++
-	f.last = m
-	return nil
-}
-func (f *fakeDataplane) Update(old, new *nft.Model) error {
-	if f.fail != nil {
-		return f.fail
-	}
-	f.updates++
-	f.last = new
-	return nil
+// touched counts the transactions a fake dataplane took.
+func touched(dp *nft.Fake) int {
+	c := dp.Calls()
+	return c.FullSyncs + c.Applies
 }
 
 const nsAndPods = `apiVersion: v1
@@ -86,7 +70,7 @@ func TestFileSourceKeepsLastGood(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "cluster.yaml"), nsAndPods)
 	write(t, filepath.Join(dir, "web.yaml"), policyYAML("web", "client"))
-	dp := &fakeDataplane{}
+	dp := newFake()
 	health := &Health{}
 	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: dp, Health: health, Metrics: NewMetrics()})
 	src := &FileSource{Paths: []string{dir}}
@@ -101,8 +85,8 @@ func TestFileSourceKeepsLastGood(t *testing.T) {
 		}
 	}
 	sync()
-	if dp.full != 1 || !webIsolated(dp.last) {
-		t.Fatalf("first sync: full=%d, web isolated=%v", dp.full, dp.last != nil && webIsolated(dp.last))
+	if dp.Calls().FullSyncs != 1 || !webIsolated(dp.Model()) {
+		t.Fatalf("first sync: full=%d, web isolated=%v", dp.Calls().FullSyncs, dp.Model() != nil && webIsolated(dp.Model()))
 	}
 	if err := health.Ready(); err != nil {
 		t.Fatalf("not ready after the first sync: %v", err)
@@ -129,13 +113,13 @@ func TestFileSourceKeepsLastGood(t *testing.T) {
 	if _, err := a.Sync(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	if dp.full != 1 || dp.updates != 1 {
-		t.Fatalf("want one incremental update, got full=%d updates=%d", dp.full, dp.updates)
+	if dp.Calls().FullSyncs != 1 || dp.Calls().Applies != 1 {
+		t.Fatalf("want one incremental update, got full=%d updates=%d", dp.Calls().FullSyncs, dp.Calls().Applies)
 	}
 	// Removing the file removes the policy: web is open again.
 	os.Remove(filepath.Join(dir, "web.yaml"))
 	sync()
-	if webIsolated(dp.last) {
+	if webIsolated(dp.Model()) {
 		t.Fatal("app/web still isolated after its policy file was removed")
 	}
 }
@@ -145,25 +129,24 @@ func TestFileSourceKeepsLastGood(t *testing.T) {
 func TestSyncFailure(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "c.yaml"), nsAndPods+"---\n"+policyYAML("web", "client"))
-	dp := &fakeDataplane{}
+	dp := newFake()
 	health := &Health{}
 	m := NewMetrics()
 	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: dp, Health: health, Metrics: m})
 	snap, _ := (&FileSource{Paths: []string{dir}}).Load()
 	c := snap.Cluster
-	dp.fail = errors.New("kernel says no")
+	dp.FailNext(errors.New("kernel says no"))
 	if _, err := a.Sync(context.Background(), c); err == nil {
 		t.Fatal("sync succeeded against a failing dataplane")
 	}
 	if health.Ready() == nil {
 		t.Fatal("ready although the kernel refused the ruleset")
 	}
-	dp.fail = nil
 	if _, err := a.Sync(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	if dp.full != 1 || health.Ready() != nil {
-		t.Fatalf("after recovery: full=%d ready=%v", dp.full, health.Ready())
+	if dp.Calls().FullSyncs != 1 || health.Ready() != nil {
+		t.Fatalf("after recovery: full=%d ready=%v", dp.Calls().FullSyncs, health.Ready())
 	}
 
 	text := scrape(t, m)
@@ -171,6 +154,47 @@ func TestSyncFailure(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// TestSyncApplyFailure: a refused incremental transaction leaves the
+// dataplane as it was (a transaction is atomic), the agent not ready, and
+// the next sync is a full one that brings the dataplane to the cluster's
+// state.
+func TestSyncApplyFailure(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "c.yaml"), nsAndPods)
+	dp := newFake()
+	health := &Health{}
+	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: dp, Health: health})
+	src := &FileSource{Paths: []string{dir}}
+	if _, err := a.Sync(ctx, mustLoad(t, src).Cluster); err != nil {
+		t.Fatal(err)
+	}
+	open := dp.Text()
+	write(t, filepath.Join(dir, "p.yaml"), policyYAML("web", "client"))
+	c := mustLoad(t, src).Cluster
+	dp.FailNext(errors.New("kernel says no"))
+	if st, err := a.Sync(ctx, c); err == nil || st.Full || !st.Changed {
+		t.Fatalf("incremental sync against a refusing dataplane: %+v, %v", st, err)
+	}
+	if dp.Text() != open || health.Ready() == nil || a.Model() != nil {
+		t.Fatalf("after the refused transaction: ruleset changed %v, ready %v, model %v", dp.Text() != open, health.Ready(), a.Model() != nil)
+	}
+	st, err := a.Sync(ctx, c)
+	if err != nil || !st.Full || st.Apply <= 0 {
+		t.Fatalf("sync after the failure: %+v, %v", st, err)
+	}
+	if !webIsolated(dp.Model()) || dp.Text() != a.Model().Text() || health.Ready() != nil {
+		t.Fatalf("after recovery the dataplane holds:\n%s", dp.Text())
+	}
+	if got, want := dp.Calls(), (nft.FakeCalls{FullSyncs: 2, Failed: 1}); got != want {
+		t.Fatalf("calls %+v, want %+v", got, want)
+	}
+	// An unchanged cluster makes no transaction, but is compared.
+	if st, err := a.Sync(ctx, c); err != nil || st.Changed || st.Apply != 0 || dp.Calls().Applies != 0 {
+		t.Fatalf("sync of an unchanged cluster: %+v, %v", st, err)
 	}
 }
 
@@ -188,7 +212,7 @@ func scrape(t *testing.T, m *Metrics) string {
 func TestRunFilesWatches(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "c.yaml"), nsAndPods)
-	dp := &fakeDataplane{}
+	dp := newFake()
 	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: dp})
 	synced := make(chan Stats, 10)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -200,7 +224,7 @@ func TestRunFilesWatches(t *testing.T) {
 	write(t, filepath.Join(dir, "p.yaml"), policyYAML("web", "client"))
 	select {
 	case st := <-synced:
-		if !st.Changed || !webIsolated(dp.last) {
+		if !st.Changed || !webIsolated(dp.Model()) {
 			t.Fatalf("after the file change: %+v", st)
 		}
 	case <-time.After(10 * time.Second):

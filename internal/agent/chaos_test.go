@@ -109,7 +109,7 @@ func TestFileChaos(t *testing.T) {
 	onDisk := map[string]bool{} // whether the file exists
 	name := func(f int) string { return fmt.Sprintf("f%d.yaml", f) }
 
-	dp := &fakeDataplane{}
+	dp := newFake()
 	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: dp})
 	src := &FileSource{Paths: []string{dir}}
 	folderAway := false
@@ -199,7 +199,7 @@ func TestFileChaos(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got, want := dp.last.Text(), expected(); got != want {
+		if got, want := dp.Model().Text(), expected(); got != want {
 			t.Fatalf("seed %d step %d (%s %s): enforced ruleset differs from the last good state\n--- enforced\n%s\n--- want\n%s", seed, step, what, name(f), got, want)
 		}
 	}

@@ -104,11 +104,11 @@ func TestOnceFailsClosed(t *testing.T) {
 		"syntax error": {dir},
 		"one missing":  {dir, filepath.Join(dir, "typo")},
 	} {
-		dp := &fakeDataplane{}
+		dp := newFake()
 		a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: dp})
 		err := RunFiles(context.Background(), a, &FileSource{Paths: paths}, FileOptions{Once: true})
-		if err == nil || dp.full+dp.updates != 0 {
-			t.Errorf("%s: err %v, kernel touched %d times", name, err, dp.full+dp.updates)
+		if err == nil || touched(dp) != 0 {
+			t.Errorf("%s: err %v, kernel touched %d times", name, err, touched(dp))
 		}
 	}
 }
@@ -119,7 +119,7 @@ func TestConflictAcrossFiles(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "cluster.yaml"), nsAndPods)
 	write(t, filepath.Join(dir, "a.yaml"), policyYAML("web", "client"))
-	dp := &fakeDataplane{}
+	dp := newFake()
 	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: dp})
 	src := &FileSource{Paths: []string{dir}}
 	snap := mustLoad(t, src)
@@ -145,7 +145,7 @@ func TestConflictAcrossFiles(t *testing.T) {
 	// A fresh source (nothing enforced before): deny-all for both versions.
 	fresh := &FileSource{Paths: []string{dir}}
 	snap = mustLoad(t, fresh)
-	a2 := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: &fakeDataplane{}})
+	a2 := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: newFake()})
 	m, set := a2.Render(snap.Cluster)
 	if clientToWeb(t, set) || !webIsolated(m) {
 		t.Error("conflicting versions with none enforced must deny")
@@ -195,7 +195,7 @@ func TestRejectedPolicyFailsClosed(t *testing.T) {
 	nss, pods := podsOnly(t)
 	m := NewMetrics()
 	var events []string
-	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: &fakeDataplane{}, Metrics: m,
+	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: newFake(), Metrics: m,
 		Rejected: func(r *policy.Rejection) { events = append(events, r.Policy.Name) }})
 
 	// Never compiled: web is isolated for ingress with no allows.
@@ -276,7 +276,7 @@ func TestRunFilesFolderGoesAndComes(t *testing.T) {
 	dir := filepath.Join(parent, "manifests")
 	os.Mkdir(dir, 0o755)
 	write(t, filepath.Join(dir, "c.yaml"), nsAndPods+"---\n"+policyYAML("web", "client"))
-	dp := &fakeDataplane{}
+	dp := newFake()
 	health := &Health{}
 	m := NewMetrics()
 	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: dp, Health: health, Metrics: m})
@@ -303,10 +303,10 @@ func TestRunFilesFolderGoesAndComes(t *testing.T) {
 		return Stats{}
 	}
 	wait("first")
-	if !webIsolated(dp.last) || health.Ready() != nil {
+	if !webIsolated(dp.Model()) || health.Ready() != nil {
 		t.Fatal("first sync")
 	}
-	before := dp.full + dp.updates
+	before := touched(dp)
 	os.Rename(dir, filepath.Join(parent, "away"))
 	deadline := time.After(10 * time.Second)
 	for sawError := false; !sawError; {
@@ -317,7 +317,7 @@ func TestRunFilesFolderGoesAndComes(t *testing.T) {
 			t.Fatal("the folder's disappearance was not noticed")
 		}
 	}
-	if dp.full+dp.updates != before || !webIsolated(dp.last) {
+	if touched(dp) != before || !webIsolated(dp.Model()) {
 		t.Fatal("a missing folder changed the ruleset")
 	}
 	if health.Ready() == nil {
@@ -334,7 +334,7 @@ func TestRunFilesFolderGoesAndComes(t *testing.T) {
 		t.Errorf("not ready after the folder came back: %v", health.Ready())
 	}
 	write(t, filepath.Join(dir, "c.yaml"), nsAndPods)
-	if st := wait("change after return"); !st.Changed || webIsolated(dp.last) {
+	if st := wait("change after return"); !st.Changed || webIsolated(dp.Model()) {
 		t.Error("a change after the folder came back was not applied")
 	}
 }
@@ -362,7 +362,7 @@ func TestNeverValidFilePolicyDenies(t *testing.T) {
 	if len(snap.Invalid) != 1 || len(snap.Problems) != 1 {
 		t.Fatalf("invalid %d, problems %v", len(snap.Invalid), snap.Problems)
 	}
-	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: &fakeDataplane{}})
+	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: newFake()})
 	m, set := a.Render(snap.Cluster)
 	if clientToWeb(t, set) || !webIsolated(m) {
 		t.Fatal("a never-valid policy in a file left its pod open")

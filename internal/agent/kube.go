@@ -33,7 +33,7 @@ type KubeOptions struct {
 // unreachable the informers keep their caches and the kernel keeps the last
 // state; after reconnecting, the informers relist and the agent catches up.
 func RunKube(ctx context.Context, a *Agent, inf *kube.Informers, opts KubeOptions) error {
-	if err := a.CheckKernel(); err != nil {
+	if err := a.CheckKernel(ctx); err != nil {
 		return err
 	}
 	if opts.Retry <= 0 {

@@ -48,7 +48,7 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 		if len(snap.Problems) > 0 {
 			return fmt.Errorf("nothing applied: %w", errors.Join(snap.Problems...))
 		}
-		if err := a.CheckKernel(); err != nil {
+		if err := a.CheckKernel(ctx); err != nil {
 			return err
 		}
 		st, err := a.Sync(ctx, snap.Cluster)
@@ -60,7 +60,7 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 		}
 		return nil
 	}
-	if err := a.CheckKernel(); err != nil {
+	if err := a.CheckKernel(ctx); err != nil {
 		return err
 	}
 	if opts.Debounce == 0 {

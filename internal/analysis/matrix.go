@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/iprange"
 	"github.com/netfence/netfence/internal/policy"
 )
 
@@ -284,7 +285,7 @@ func newCellIndex(set *policy.Set) *cellIndex {
 	var blocks []*policy.IPBlock
 	add := func(p netip.Prefix) {
 		seen[p.Addr()] = true
-		if end := lastAddr(p).Next(); end.IsValid() {
+		if end := iprange.Last(p).Next(); end.IsValid() {
 			seen[end] = true
 		}
 	}
@@ -334,25 +335,6 @@ func newCellIndex(set *policy.Set) *cellIndex {
 // signature returns the id of the set of ipBlocks containing ip.
 func (ci *cellIndex) signature(ip netip.Addr) int {
 	return ci.sig[sort.Search(len(ci.bounds), func(i int) bool { return ip.Less(ci.bounds[i]) })]
-}
-
-// lastAddr returns the last address of a prefix.
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().AsSlice()
-	bitsLeft := p.Bits()
-	for i := range a {
-		switch {
-		case bitsLeft >= 8:
-			bitsLeft -= 8
-		case bitsLeft > 0:
-			a[i] |= byte(0xff >> uint(bitsLeft))
-			bitsLeft = 0
-		default:
-			a[i] = 0xff
-		}
-	}
-	out, _ := netip.AddrFromSlice(a)
-	return out
 }
 
 // relevance is what of a pod any policy can see: the label keys some pod

@@ -240,7 +240,7 @@ func startNode(b *testing.B, slow bool) *NodeNS {
 }
 
 func checkLive(b *testing.B, n *NodeNS, m *nft.Model) {
-	live, ok, err := n.Applier.Counts()
+	live, ok, err := n.Applier.Counts(context.Background())
 	if err != nil || !ok {
 		b.Fatalf("read back: %v %v", ok, err)
 	}

@@ -61,7 +61,7 @@ func Up(ctx context.Context, prefix string) (_ *Dataplane, err error) {
 	if d.applier, err = nft.NewApplier(int(d.node)); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	if err := d.applier.CheckKernel(); err != nil {
+	if err := d.applier.CheckKernel(ctx); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	if d.server, err = StartServer(d.serverNS, d.Target(), 2); err != nil {
@@ -91,12 +91,12 @@ func (d *Dataplane) Load(ctx context.Context, opts LoadOptions) (*LoadResult, er
 
 // InstallNone removes both netfence's table and the conntrack-only table.
 func (d *Dataplane) InstallNone() error {
-	return errors.Join(d.applier.Cleanup(), d.conntrackTable(false))
+	return errors.Join(d.applier.Cleanup(context.Background()), d.conntrackTable(false))
 }
 
 // InstallConntrackOnly leaves only the conntrack-only table.
 func (d *Dataplane) InstallConntrackOnly() error {
-	if err := d.applier.Cleanup(); err != nil {
+	if err := d.applier.Cleanup(context.Background()); err != nil {
 		return err
 	}
 	return d.conntrackTable(true)
@@ -107,7 +107,7 @@ func (d *Dataplane) InstallModel(m *nft.Model) error {
 	if err := d.conntrackTable(false); err != nil {
 		return err
 	}
-	return d.applier.FullSync(m)
+	return d.applier.FullSync(context.Background(), m)
 }
 
 // conntrackTable creates (or with add false, deletes) the conntrack-only
@@ -187,7 +187,7 @@ func (d *Dataplane) Close() error {
 	if d.applier != nil {
 		// The tables go with the namespace anyway; remove them first so a
 		// failure to delete the namespace leaves no rules behind.
-		errs = append(errs, d.applier.Cleanup())
+		errs = append(errs, d.applier.Cleanup(context.Background()))
 		if d.node.IsOpen() {
 			errs = append(errs, d.conntrackTable(false))
 		}

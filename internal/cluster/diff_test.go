@@ -40,8 +40,9 @@ func randomSnapshot(r *rand.Rand) *Cluster {
 		}
 		port := intstr.FromInt32(int32(80 + r.IntN(2)))
 		pols = append(pols, &networkingv1.NetworkPolicy{
-			ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprint("ns", i%3), Name: fmt.Sprint("np", i), ResourceVersion: fmt.Sprint(r.IntN(100))},
-			Spec:       networkingv1.NetworkPolicySpec{Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: &port}}}}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprint("ns", i%3), Name: fmt.Sprint("np", i), ResourceVersion: fmt.Sprint(r.IntN(100)),
+				Labels: map[string]string{"v": fmt.Sprint(r.IntN(2))}},
+			Spec: networkingv1.NetworkPolicySpec{Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: &port}}}}},
 		})
 	}
 	return New(nss, pods, pols)
@@ -71,7 +72,7 @@ func bruteDiff(a, b *Cluster) Changes {
 	}
 	pols := map[string]bool{}
 	for _, p := range a.Policies {
-		if q := b.Policy(p.Namespace, p.Name); q == nil || fmt.Sprint(q.Spec) != fmt.Sprint(p.Spec) {
+		if q := b.Policy(p.Namespace, p.Name); q == nil || fmt.Sprint(q.Spec, q.Labels) != fmt.Sprint(p.Spec, p.Labels) {
 			pols[p.Namespace+"/"+p.Name] = true
 		}
 	}

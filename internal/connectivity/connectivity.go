@@ -116,7 +116,7 @@ func Enforce(ctx context.Context, bed *testbed.Bed, c *cluster.Cluster, deny nft
 		return nil, fmt.Errorf("open nftables in the node namespace: %w", err)
 	}
 	a := agent.New(agent.Config{Render: nft.Options{AllLocal: true, Deny: deny}, Dataplane: applier, Log: log})
-	if err := a.CheckKernel(); err != nil {
+	if err := a.CheckKernel(ctx); err != nil {
 		applier.Close()
 		return nil, err
 	}

@@ -108,7 +108,7 @@ func TestUpdateUnderProbing(t *testing.T) {
 	}
 	t.Cleanup(func() { applier.Close() })
 	a := agent.New(agent.Config{Render: nft.Options{AllLocal: true}, Dataplane: applier})
-	if err := a.CheckKernel(); err != nil {
+	if err := a.CheckKernel(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Sync(context.Background(), base); err != nil {

@@ -130,7 +130,7 @@ func newRig(t *testing.T, pods []*cluster.Pod, pols ...*networkingv1.NetworkPoli
 			t.Error(err)
 		}
 	})
-	if err := r.applier.CheckKernel(); err != nil {
+	if err := r.applier.CheckKernel(ctx); err != nil {
 		t.Skipf("kernel lacks an nftables feature netfence needs: %v", err)
 	}
 	// The revoker must reach the node's conntrack table.
@@ -154,7 +154,7 @@ func (r *rig) apply(t *testing.T, pols ...*networkingv1.NetworkPolicy) time.Dura
 	t.Helper()
 	m := nft.Render(policy.NewSet(r.cluster(pols...)), nft.Options{AllLocal: true})
 	start := time.Now()
-	if err := r.applier.FullSync(m); err != nil {
+	if err := r.applier.FullSync(context.Background(), m); err != nil {
 		t.Fatalf("full sync: %v", err)
 	}
 	return time.Since(start)

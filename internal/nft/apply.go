@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -59,33 +60,68 @@ func (a *Applier) Close() error {
 	return nil
 }
 
-// conn opens a netlink connection for one operation. Each operation uses a
-// fresh socket, so a failed or timed-out transaction leaves no unread
-// acknowledgements behind.
-func (a *Applier) conn() (*nftables.Conn, error) {
+// conn opens a netlink connection for one operation and returns it with
+// the function that closes it. Each operation uses a fresh socket, so a
+// failed or timed-out transaction leaves no unread acknowledgements
+// behind. The socket's deadline is the applier's Timeout or ctx's
+// deadline, whichever is sooner, and cancelling ctx interrupts the
+// operation (a transaction the kernel already received still commits or
+// fails as a whole; only the wait for its acknowledgement ends).
+func (a *Applier) conn(ctx context.Context) (*nftables.Conn, func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("nft: %w", err)
+	}
 	if a.nsFD < 0 {
-		return nil, errors.New("nft: applier is closed")
+		return nil, nil, errors.New("nft: applier is closed")
 	}
 	timeout := a.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	var nl *netlink.Conn
 	c, err := nftables.New(
 		nftables.WithNetNSFd(a.nsFD),
 		nftables.AsLasting(),
-		nftables.WithSockOptions(func(nl *netlink.Conn) error {
-			return tuneSocket(nl, timeout)
+		nftables.WithSockOptions(func(conn *netlink.Conn) error {
+			nl = conn
+			return tuneSocket(conn, deadline)
 		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("nft: open netlink socket: %w", err)
+		return nil, nil, fmt.Errorf("nft: open netlink socket: %w", err)
 	}
-	return c, nil
+	// On cancellation a deadline in the past wakes whatever waits on the
+	// socket; closing waits until that is done.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = nl.SetDeadline(time.Unix(1, 0))
+	})
+	return c, func() {
+		if !stop() {
+			<-fired
+		}
+		_ = c.CloseLasting()
+	}, nil
+}
+
+// ctxErr adds ctx's error to err when ctx ended, so that callers can tell
+// a cancelled operation (errors.Is(err, context.Canceled)) from a refused
+// one.
+func ctxErr(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil || errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", err, context.Cause(ctx))
 }
 
 // tuneSocket enlarges the socket buffers (forcing past the sysctl limits
 // where we may) and sets the operation's deadline.
-func tuneSocket(nl *netlink.Conn, timeout time.Duration) error {
+func tuneSocket(nl *netlink.Conn, deadline time.Time) error {
 	raw, err := nl.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("netlink socket: %w", err)
@@ -108,24 +144,27 @@ func tuneSocket(nl *netlink.Conn, timeout time.Duration) error {
 	// Extended acknowledgements make the kernel say which attribute it
 	// refused; older kernels lack them, which is fine.
 	_ = nl.SetOption(netlink.ExtendedAcknowledge, true)
-	return nl.SetDeadline(time.Now().Add(timeout))
+	return nl.SetDeadline(deadline)
 }
 
 // run opens a connection, lets fill queue a batch, and sends it as one
 // transaction.
-func (a *Applier) run(what string, fill func(b *batch)) error {
-	c, err := a.conn()
+func (a *Applier) run(ctx context.Context, what string, fill func(b *batch)) error {
+	c, done, err := a.conn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.CloseLasting()
+	defer done()
 	b := newBatch(c, a.table)
 	fill(b)
 	if b.err != nil {
 		return fmt.Errorf("nft: %s: %w", what, b.err)
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nft: %s: %w", what, err)
+	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nft: %s (transaction of %d messages): %w", what, b.msgs, summarize(err))
+		return ctxErr(ctx, fmt.Errorf("nft: %s (transaction of %d messages): %w", what, b.msgs, summarize(err)))
 	}
 	return nil
 }
@@ -163,10 +202,10 @@ func summarize(err error) error {
 
 // FullSync replaces the table with m in one transaction: it creates the
 // table if needed, deletes it with everything in it, and creates it anew.
-func (a *Applier) FullSync(m *Model) error {
+func (a *Applier) FullSync(ctx context.Context, m *Model) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.run(fmt.Sprintf("full sync of table inet %s (%d chains, %d sets)", TableName, len(m.Chains), len(m.Sets)), func(b *batch) {
+	return a.run(ctx, fmt.Sprintf("full sync of table inet %s (%d chains, %d sets)", TableName, len(m.Chains), len(m.Sets)), func(b *batch) {
 		b.c.AddTable(b.t)
 		b.c.DelTable(b.t)
 		b.c.AddTable(b.t)
@@ -175,33 +214,25 @@ func (a *Applier) FullSync(m *Model) error {
 	})
 }
 
-// Update turns the live table, which must hold old, into new with one
-// small transaction carrying only the differences (see Diff). With old nil
-// it does a FullSync. When the live table may not hold old (after an
-// error, or at start-up), use FullSync.
-func (a *Applier) Update(old, new *Model) error {
-	if old == nil {
-		return a.FullSync(new)
-	}
-	return a.Apply(Diff(old, new))
-}
-
 // Apply applies a delta (see Diff) in one transaction; the live table must
-// hold the delta's old model. An empty delta sends nothing.
-func (a *Applier) Apply(d *Delta) error {
+// hold the delta's old model, or the kernel refuses the transaction and
+// keeps the table as it was. An empty delta sends nothing. When the live
+// table may not hold the old model (after an error, or at start-up), use
+// FullSync.
+func (a *Applier) Apply(ctx context.Context, d *Delta) error {
 	if d.Empty() {
-		return nil
+		return ctx.Err()
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.run("update ("+d.String()+")", d.queue)
+	return a.run(ctx, "update ("+d.String()+")", d.queue)
 }
 
 // Cleanup deletes netfence's table, if there is one.
-func (a *Applier) Cleanup() error {
+func (a *Applier) Cleanup(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.run("delete table inet "+TableName, func(b *batch) {
+	return a.run(ctx, "delete table inet "+TableName, func(b *batch) {
 		// Adding first makes the deletion succeed when there is no table.
 		b.c.AddTable(b.t)
 		b.c.DelTable(b.t)
@@ -215,20 +246,23 @@ const ProbeTable = "netfence-probe"
 // CheckKernel checks, in a throwaway table, that the kernel accepts every
 // nftables feature netfence uses, and returns an error naming the first it
 // refuses. It leaves nothing behind.
-func (a *Applier) CheckKernel() (err error) {
+func (a *Applier) CheckKernel(ctx context.Context) (err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t := inetTable(ProbeTable)
-	step := func(what string, fill func(b *batch)) error {
-		c, err := a.conn()
+	step := func(ctx context.Context, what string, fill func(b *batch)) error {
+		c, done, err := a.conn(ctx)
 		if err != nil {
 			return err
 		}
-		defer c.CloseLasting()
+		defer done()
 		b := newBatch(c, t)
 		fill(b)
 		if b.err == nil {
 			if err := c.Flush(); err != nil {
+				if ctx.Err() != nil {
+					return ctxErr(ctx, fmt.Errorf("nft: checking %s: %w", what, summarize(err)))
+				}
 				b.err = summarize(err)
 			}
 		}
@@ -238,7 +272,8 @@ func (a *Applier) CheckKernel() (err error) {
 		return nil
 	}
 	defer func() {
-		derr := step("deleting tables", func(b *batch) { b.c.AddTable(t); b.c.DelTable(t) })
+		// The probe table goes even when ctx ended.
+		derr := step(context.WithoutCancel(ctx), "deleting tables", func(b *batch) { b.c.AddTable(t); b.c.DelTable(t) })
 		if err == nil {
 			err = derr
 		}
@@ -296,7 +331,7 @@ func (a *Applier) CheckKernel() (err error) {
 		}},
 	}
 	for _, s := range steps {
-		if err := step(s.what, s.fill); err != nil {
+		if err := step(ctx, s.what, s.fill); err != nil {
 			return err
 		}
 	}
@@ -309,14 +344,14 @@ func rangeOf(from, to string) policy.AddrRange {
 
 // Counts reads back the live table: rules per chain and elements per set
 // or map. ok is false when there is no table.
-func (a *Applier) Counts() (c Counts, ok bool, err error) {
+func (a *Applier) Counts(ctx context.Context) (c Counts, ok bool, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	conn, err := a.conn()
+	conn, done, err := a.conn(ctx)
 	if err != nil {
 		return c, false, err
 	}
-	defer conn.CloseLasting()
+	defer done()
 	if _, err := conn.ListTableOfFamily(TableName, nftables.TableFamilyINet); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return c, false, nil

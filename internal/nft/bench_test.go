@@ -70,14 +70,14 @@ func BenchmarkFullSync(b *testing.B) {
 	cpu := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := a.FullSync(m); err != nil {
+		if err := a.FullSync(b.Context(), m); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 	reportModel(b, m)
-	live, ok, err := a.Counts()
+	live, ok, err := a.Counts(b.Context())
 	if err != nil || !ok {
 		b.Fatalf("Counts: %v %v", ok, err)
 	}
@@ -148,7 +148,7 @@ func BenchmarkRendererLabelChange(b *testing.B) {
 
 // BenchmarkUpdateLabelChange changes the app label of one random pod per
 // iteration (run with -benchtime=100x), renders it with a Renderer, and
-// applies the difference (Update is Diff then Apply). Over the changes
+// applies the difference (Diff, then Apply). Over the changes
 // that touched the ruleset, it reports percentiles of Apply (the netlink
 // transaction) and of the whole way from a new cluster snapshot to the
 // enforced change (a caching policy.Compiler, Renderer.Render, Diff and
@@ -160,7 +160,7 @@ func BenchmarkUpdateLabelChange(b *testing.B) {
 	rend := NewRenderer(Options{Node: "node-0"})
 	compiler := policy.NewCompiler()
 	prev := rend.Render(compiler.NewSet(c))
-	if err := a.FullSync(prev); err != nil {
+	if err := a.FullSync(b.Context(), prev); err != nil {
 		b.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(7, 7))
@@ -174,7 +174,7 @@ func BenchmarkUpdateLabelChange(b *testing.B) {
 		next := rend.Render(compiler.NewSet(c))
 		d := Diff(prev, next)
 		t1 := time.Now()
-		if err := a.Apply(d); err != nil {
+		if err := a.Apply(b.Context(), d); err != nil {
 			b.Fatalf("update %d: %v", i, err)
 		}
 		t2 := time.Now()
@@ -202,7 +202,7 @@ func BenchmarkUpdateLabelChange(b *testing.B) {
 	if changed > 0 {
 		b.ReportMetric(float64(elems)/float64(changed), "elements/change")
 	}
-	live, ok, err := a.Counts()
+	live, ok, err := a.Counts(b.Context())
 	if err != nil || !ok {
 		b.Fatalf("Counts: %v %v", ok, err)
 	}

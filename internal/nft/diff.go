@@ -7,7 +7,8 @@ import (
 	"strings"
 )
 
-// Delta is the difference between two models, as Update applies it.
+// Delta is the difference between two models, as Applier.Apply (and
+// Fake.Apply) applies it in one transaction.
 type Delta struct {
 	// Deny is the new model's final verdict.
 	Deny Deny
@@ -64,7 +65,7 @@ func (d *Delta) String() string {
 }
 
 // replaceThreshold is the number of deletions from a concatenated interval
-// set beyond which Update recreates the set instead. The kernel's pipapo
+// set beyond which Diff recreates the set instead. The kernel's pipapo
 // backend rebuilds its lookup tables for every deleted element, which
 // costs about a tenth of loading the whole set anew (measured on Linux
 // 6.18: some 5 ms per element deleted from a set of 5,000 elements, 50 ms
@@ -262,25 +263,24 @@ func diffVMap(old, new []VMapElement) (del, add []VMapElement) {
 }
 
 // queue adds the delta to a batch, ordered so that no step depends on a
-// later one: new sets (with their elements) and chains first, then changed
-// chains and set elements, then the verdict maps (a map element jumps only
-// to a chain that exists, and leaves a chain before it is deleted), then
-// the deletion of chains and sets nothing refers to any more. A set may be
-// looked up by several chains: it is created before any of them is
-// filled, and deleted after every chain that looked it up was emptied. The
-// kernel applies the batch as one transaction, so packets see either the
-// old or the new ruleset.
+// later one: new sets (with their elements) first; then changed and
+// deleted chains are emptied, so that the sets being replaced are no
+// longer looked up when they are deleted and created anew; then new
+// chains are created and changed chains refilled (a rule binds the set it
+// looks up, and the kernel refuses to delete a bound set, so no rule may
+// look up a replaced set before it is created anew); then set elements
+// change, then the verdict maps (a map element jumps only to a chain that
+// exists, and leaves a chain before it is deleted); last, chains and sets
+// nothing refers to any more are deleted. A set may be looked up by
+// several chains: it is created before any of them is filled, and deleted
+// after every chain that looked it up was emptied. The kernel applies the
+// batch as one transaction, so packets see either the old or the new
+// ruleset. Fake.Apply takes the same steps in the same order.
 func (d *Delta) queue(b *batch) {
 	for _, s := range d.AddSets {
 		b.addSet(s)
 	}
-	for _, c := range d.AddChains {
-		b.addChain(c, d.Deny)
-	}
-	// Changed and deleted chains are emptied first, so that the sets
-	// being replaced are no longer referenced when they are deleted and
-	// created anew. A deleted chain stays (empty) until no map element
-	// jumps to it.
+	// A deleted chain stays (empty) until no map element jumps to it.
 	for _, c := range d.ReplaceChains {
 		b.c.FlushChain(b.chain(c.Name))
 		b.msgs++
@@ -295,6 +295,9 @@ func (d *Delta) queue(b *batch) {
 	}
 	for _, s := range d.ReplaceSets {
 		b.addSet(s)
+	}
+	for _, c := range d.AddChains {
+		b.addChain(c, d.Deny)
 	}
 	for _, c := range d.ReplaceChains {
 		b.addRules(b.chain(c.Name), c, d.Deny)

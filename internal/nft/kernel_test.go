@@ -1,6 +1,8 @@
 package nft
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -9,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -33,7 +36,7 @@ func TestMain(m *testing.M) {
 func TestCheckKernel(t *testing.T) {
 	ns := newNetNS(t)
 	a := ns.applier(t)
-	if err := a.CheckKernel(); err != nil {
+	if err := a.CheckKernel(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if out := ns.nft(t, "", "list", "tables"); strings.TrimSpace(out) != "" {
@@ -52,11 +55,11 @@ func TestFullSync(t *testing.T) {
 	models["generated"] = render(genCluster(1, smallGen()), Options{Node: "node-0"})
 	for _, name := range []string{"empty", "shop-node-a", "shop-node-b-reject", "shop-all", "generated"} {
 		m := models[name]
-		if err := a.FullSync(m); err != nil {
+		if err := a.FullSync(t.Context(), m); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		compareListings(t, name, expected(m), ns.list(t))
-		c, ok, err := a.Counts()
+		c, ok, err := a.Counts(t.Context())
 		if err != nil || !ok {
 			t.Fatalf("%s: Counts: %v %v", name, ok, err)
 		}
@@ -76,7 +79,7 @@ func TestTextMatchesNetlink(t *testing.T) {
 	models["generated"] = render(genCluster(2, smallGen()), Options{Node: "node-1", Deny: DenyReject})
 	for name, m := range models {
 		viaNft.nft(t, m.Text(), "-f", "-")
-		if err := a.FullSync(m); err != nil {
+		if err := a.FullSync(t.Context(), m); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		compareListings(t, name, viaNft.list(t), viaNetlink.list(t))
@@ -129,25 +132,33 @@ func mutate(r *rand.Rand, c *cluster.Cluster, g genParams, step int) (*cluster.C
 	return cluster.New(nss, pods, nps), what
 }
 
-// TestUpdateEqualsFullSync applies a chain of random changes with Update in
+// TestUpdateEqualsFullSync applies a chain of random changes with Apply in
 // one namespace and with FullSync in another; after every step nft must
-// read back the same ruleset, and it must be the model's.
+// read back the same ruleset, it must be the model's, and it must be the
+// model a Fake holds after the same transactions (the Fake and the kernel
+// agree).
 func TestUpdateEqualsFullSync(t *testing.T) {
 	steps := 40
 	if testing.Short() {
 		steps = 10
 	}
+	ctx := t.Context()
 	incr, full := newNetNS(t), newNetNS(t)
 	ai, af := incr.applier(t), full.applier(t)
+	fake := NewFake()
 	g := smallGen()
 	r := rand.New(rand.NewPCG(3, 3))
 	c := genCluster(3, g)
 	opts := Options{Node: "node-0"}
 	rend := NewRenderer(opts)
 	prev := rend.Render(policy.NewSet(c))
-	if err := ai.FullSync(prev); err != nil {
+	if err := ai.FullSync(ctx, prev); err != nil {
 		t.Fatal(err)
 	}
+	if err := fake.FullSync(ctx, prev); err != nil {
+		t.Fatal(err)
+	}
+	compareListings(t, "full sync: kernel vs fake", expected(fake.Model()), incr.list(t))
 	nonEmpty := 0
 	for step := 0; step < steps; step++ {
 		var what string
@@ -165,15 +176,19 @@ func TestUpdateEqualsFullSync(t *testing.T) {
 		if !d.Empty() {
 			nonEmpty++
 		}
-		if err := ai.Update(prev, next); err != nil {
-			t.Fatalf("step %d (%s): Update: %v\ndelta: %s", step, what, err, d)
+		if err := ai.Apply(ctx, d); err != nil {
+			t.Fatalf("step %d (%s): Apply: %v\ndelta: %s", step, what, err, d)
 		}
-		if err := af.FullSync(next); err != nil {
+		if err := fake.Apply(ctx, d); err != nil {
+			t.Fatalf("step %d (%s): the kernel took the delta, the fake refused it: %v\ndelta: %s", step, what, err, d)
+		}
+		if err := af.FullSync(ctx, next); err != nil {
 			t.Fatalf("step %d (%s): FullSync: %v", step, what, err)
 		}
 		got := incr.list(t)
 		compareListings(t, fmt.Sprintf("step %d (%s): update vs full sync", step, what), full.list(t), got)
 		compareListings(t, fmt.Sprintf("step %d (%s): update vs model", step, what), expected(next), got)
+		compareListings(t, fmt.Sprintf("step %d (%s): kernel vs fake", step, what), expected(fake.Model()), got)
 		prev = next
 	}
 	if nonEmpty < steps/2 {
@@ -182,7 +197,7 @@ func TestUpdateEqualsFullSync(t *testing.T) {
 }
 
 // TestUpdateMergesIntervals moves addresses into and out of merged
-// intervals, so that Update deletes and re-adds overlapping intervals in
+// intervals, so that Apply deletes and re-adds overlapping intervals in
 // one transaction (rbtree and pipapo sets).
 func TestUpdateMergesIntervals(t *testing.T) {
 	ns := newNetNS(t)
@@ -208,11 +223,11 @@ func TestUpdateMergesIntervals(t *testing.T) {
 		mk(),
 		mk("10.0.0.7", "10.0.0.8"),
 	}
-	if err := a.FullSync(seq[0]); err != nil {
+	if err := a.FullSync(t.Context(), seq[0]); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i < len(seq); i++ {
-		if err := a.Update(seq[i-1], seq[i]); err != nil {
+		if err := a.Apply(t.Context(), Diff(seq[i-1], seq[i])); err != nil {
 			t.Fatalf("step %d: %v\ndelta: %s", i, err, Diff(seq[i-1], seq[i]))
 		}
 		compareListings(t, fmt.Sprintf("step %d", i), expected(seq[i]), ns.list(t))
@@ -222,40 +237,130 @@ func TestUpdateMergesIntervals(t *testing.T) {
 func TestCleanup(t *testing.T) {
 	ns := newNetNS(t)
 	a := ns.applier(t)
-	if err := a.Cleanup(); err != nil {
+	if err := a.Cleanup(t.Context()); err != nil {
 		t.Fatalf("Cleanup without a table: %v", err)
 	}
-	if err := a.FullSync(goldenModels()["shop-all"]); err != nil {
+	if err := a.FullSync(t.Context(), goldenModels()["shop-all"]); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Cleanup(); err != nil {
+	if err := a.Cleanup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if out := ns.nft(t, "", "list", "ruleset"); strings.TrimSpace(out) != "" {
 		t.Fatalf("Cleanup left:\n%s", out)
 	}
-	if _, ok, err := a.Counts(); ok || err != nil {
+	if _, ok, err := a.Counts(t.Context()); ok || err != nil {
 		t.Fatalf("Counts after Cleanup: ok=%v err=%v", ok, err)
 	}
 }
 
 // TestUpdateErrorIsAtomic checks that a failing transaction changes
-// nothing: an Update whose old model is not what the kernel holds.
+// nothing: a delta whose old model is not what the kernel holds.
 func TestUpdateErrorIsAtomic(t *testing.T) {
 	ns := newNetNS(t)
 	a := ns.applier(t)
 	models := goldenModels()
-	if err := a.FullSync(models["shop-node-a"]); err != nil {
+	if err := a.FullSync(t.Context(), models["shop-node-a"]); err != nil {
 		t.Fatal(err)
 	}
 	before := ns.list(t)
 	// Pretend the kernel holds shop-node-b-reject: deleting its chains fails.
-	err := a.Update(models["shop-node-b-reject"], models["shop-all"])
+	err := a.Apply(t.Context(), Diff(models["shop-node-b-reject"], models["shop-all"]))
 	if err == nil {
-		t.Fatal("Update from a wrong old model succeeded")
+		t.Fatal("a delta from a wrong old model was applied")
 	}
 	t.Logf("expected error: %v", err)
 	compareListings(t, "after failed update", before, ns.list(t))
+	// The fake refuses it too.
+	f := NewFake()
+	if err := f.FullSync(t.Context(), models["shop-node-a"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Apply(t.Context(), Diff(models["shop-node-b-reject"], models["shop-all"])); err == nil {
+		t.Fatal("the kernel refused the delta, the fake took it")
+	}
+	compareListings(t, "fake after failed update", before, expected(f.Model()))
+}
+
+// TestApplyChurnMatchesFake applies the deltas of the churn the Fake's
+// property test uses (bursts that replace sets included) to the kernel
+// and to a Fake: both must take every delta and hold the same ruleset
+// after each.
+func TestApplyChurnMatchesFake(t *testing.T) {
+	seeds, steps := 2, 60
+	if testing.Short() {
+		steps = 25
+	}
+	ctx := t.Context()
+	replaced := 0
+	for seed := uint64(0); seed < uint64(seeds); seed++ {
+		ns := newNetNS(t)
+		a := ns.applier(t)
+		f := NewFake()
+		ms, whats := churnModels(seed, steps)
+		if err := a.FullSync(ctx, ms[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.FullSync(ctx, ms[0]); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(ms); i++ {
+			what := fmt.Sprintf("seed %d step %d (%s)", seed, i, whats[i])
+			d := Diff(ms[i-1], ms[i])
+			replaced += len(d.ReplaceSets)
+			kerr, ferr := a.Apply(ctx, d), f.Apply(ctx, d)
+			if kerr != nil || ferr != nil {
+				t.Fatalf("%s: kernel: %v; fake: %v\ndelta: %v", what, kerr, ferr, d.Names())
+			}
+			got := ns.list(t)
+			compareListings(t, what+": kernel vs fake", expected(f.Model()), got)
+			compareListings(t, what+": kernel vs model", expected(ms[i]), got)
+		}
+	}
+	if replaced == 0 {
+		t.Error("no set was replaced")
+	}
+}
+
+// TestApplierContext checks that the applier honours its context: a
+// cancelled or expired context fails the call and changes nothing.
+func TestApplierContext(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	models := goldenModels()
+	if err := a.FullSync(t.Context(), models["shop-node-a"]); err != nil {
+		t.Fatal(err)
+	}
+	before := ns.list(t)
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	expired, cancel2 := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel2()
+	for name, ctx := range map[string]context.Context{"cancelled": cancelled, "expired": expired} {
+		if err := a.FullSync(ctx, models["shop-all"]); !errors.Is(err, ctx.Err()) {
+			t.Errorf("%s: FullSync: %v", name, err)
+		}
+		if err := a.Apply(ctx, Diff(models["shop-node-a"], models["shop-all"])); !errors.Is(err, ctx.Err()) {
+			t.Errorf("%s: Apply: %v", name, err)
+		}
+		if err := a.CheckKernel(ctx); !errors.Is(err, ctx.Err()) {
+			t.Errorf("%s: CheckKernel: %v", name, err)
+		}
+		if _, _, err := a.Counts(ctx); !errors.Is(err, ctx.Err()) {
+			t.Errorf("%s: Counts: %v", name, err)
+		}
+	}
+	compareListings(t, "after cancelled calls", before, ns.list(t))
+	if out := ns.nft(t, "", "list", "tables"); strings.Contains(out, ProbeTable) {
+		t.Fatalf("a cancelled CheckKernel left its table:\n%s", out)
+	}
+	// A live context with a short deadline still works.
+	short, cancel3 := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel3()
+	if err := a.Apply(short, Diff(models["shop-node-a"], models["shop-all"])); err != nil {
+		t.Fatal(err)
+	}
+	compareListings(t, "after apply", expected(models["shop-all"]), ns.list(t))
 }
 
 func TestApplierClosed(t *testing.T) {
@@ -264,7 +369,7 @@ func TestApplierClosed(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.FullSync(goldenModels()["empty"]); err == nil {
+	if err := a.FullSync(t.Context(), goldenModels()["empty"]); err == nil {
 		t.Fatal("FullSync on a closed applier succeeded")
 	}
 }
@@ -277,12 +382,12 @@ func TestLargeSets(t *testing.T) {
 	g := genParams{Namespaces: 5, Pods: 2000, Nodes: 20, Policies: 60}
 	c := genCluster(5, g)
 	m := render(c, Options{Node: "node-0"})
-	if err := a.FullSync(m); err != nil {
+	if err := a.FullSync(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
 	check := func(what string, m *Model) {
 		t.Helper()
-		live, ok, err := a.Counts()
+		live, ok, err := a.Counts(t.Context())
 		if err != nil || !ok {
 			t.Fatalf("%s: Counts: %v %v", what, ok, err)
 		}
@@ -304,7 +409,7 @@ func TestLargeSets(t *testing.T) {
 		next := render(c, Options{Node: "node-0"})
 		d := Diff(m, next)
 		replaced += len(d.ReplaceSets)
-		if err := a.Apply(d); err != nil {
+		if err := a.Apply(t.Context(), d); err != nil {
 			t.Fatalf("step %d: %v", step, err)
 		}
 		check(fmt.Sprintf("step %d (%s)", step, d), next)
@@ -365,13 +470,13 @@ func TestUpdateSharedSets(t *testing.T) {
 	if shared == 0 {
 		t.Fatal("no set is shared")
 	}
-	if err := a.FullSync(seq[0]); err != nil {
+	if err := a.FullSync(t.Context(), seq[0]); err != nil {
 		t.Fatal(err)
 	}
 	compareListings(t, "full sync", expected(seq[0]), ns.list(t))
 	for i := 1; i < len(seq); i++ {
 		d := Diff(seq[i-1], seq[i])
-		if err := a.Apply(d); err != nil {
+		if err := a.Apply(t.Context(), d); err != nil {
 			t.Fatalf("step %d: %v\ndelta: %v", i, err, d.Names())
 		}
 		compareListings(t, fmt.Sprintf("step %d", i), expected(seq[i]), ns.list(t))

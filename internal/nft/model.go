@@ -4,7 +4,10 @@
 // successive snapshots, resolving again only what changed), prints that
 // ruleset as an `nft -f` script (Model.Text), and applies it to a network
 // namespace over netlink (Applier), either whole (FullSync) or as the
-// difference between two models (Update).
+// difference between two models (Apply of a Delta made by Diff). Fake is
+// an in-memory stand-in for the Applier that applies the same
+// transactions to a Model and refuses what the kernel would refuse, so
+// that the agent and Diff are tested without root.
 //
 // # Ruleset
 //
@@ -43,8 +46,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/policy"
@@ -349,17 +350,6 @@ func dirWord(dir policy.Direction) string {
 		return "egress"
 	}
 	return "ingress"
-}
-
-// protoNumber returns the IANA number of a Kubernetes protocol.
-func protoNumber(p corev1.Protocol) uint8 {
-	switch p {
-	case corev1.ProtocolUDP:
-		return 17
-	case corev1.ProtocolSCTP:
-		return 132
-	}
-	return 6
 }
 
 func protoName(n uint8) string {

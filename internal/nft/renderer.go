@@ -62,6 +62,8 @@ type Renderer struct {
 	chains map[string]*chainEntry
 	// Stats describe the last Render.
 	stats RenderStats
+	// norm normalises allowances, its memory reused from one to the next.
+	norm policy.Normalizer
 }
 
 // RenderStats describe what one Render did.
@@ -580,7 +582,7 @@ func (r *Renderer) resolve(pod *cluster.Pod, dir policy.Direction, iso []*policy
 	if a == nil {
 		return e
 	}
-	n := normalize(a)
+	n := elementsOf(r.norm.Normalize(a))
 	for fi, fam := range []Family{IPv4, IPv6} {
 		if len(n.all[fi]) > 0 {
 			e.sets[fi][0] = &Set{Name: setName(e.sum, fam, 0, false), Family: fam, Elements: n.all[fi]}

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/iprange"
 )
 
 // This file resolves the policy form into what one pod may exchange: the
@@ -24,15 +24,10 @@ import (
 // peers skip it and named ports never resolve against it.
 
 // AddrRange is an inclusive range of addresses of one family.
-type AddrRange struct {
-	From, To netip.Addr
-}
+type AddrRange = iprange.Range
 
 // PrefixRange returns the addresses of a prefix as a range.
-func PrefixRange(p netip.Prefix) AddrRange {
-	p = p.Masked()
-	return AddrRange{From: p.Addr(), To: lastAddr(p)}
-}
+func PrefixRange(p netip.Prefix) AddrRange { return iprange.FromPrefix(p) }
 
 // Everything returns every IPv4 and every IPv6 address.
 func Everything() []AddrRange {
@@ -42,90 +37,11 @@ func Everything() []AddrRange {
 	}
 }
 
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
-// Contains reports whether ip is in the range.
-func (r AddrRange) Contains(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return r.From.Compare(ip) <= 0 && ip.Compare(r.To) <= 0
-}
-
-// Is4 reports whether the range holds IPv4 addresses.
-func (r AddrRange) Is4() bool { return r.From.Is4() }
-
-// Prefix returns the prefix the range is exactly, if it is one.
-func (r AddrRange) Prefix() (netip.Prefix, bool) {
-	for bits := 0; bits <= r.From.BitLen(); bits++ {
-		p := netip.PrefixFrom(r.From, bits)
-		if p.Masked().Addr() == r.From && lastAddr(p) == r.To {
-			return p, true
-		}
-	}
-	return netip.Prefix{}, false
-}
-
-// String renders a single address, a prefix, or "from-to".
-func (r AddrRange) String() string {
-	if r.From == r.To {
-		return r.From.String()
-	}
-	if p, ok := r.Prefix(); ok {
-		return p.String()
-	}
-	return r.From.String() + "-" + r.To.String()
-}
-
-// overlaps reports whether two ranges share an address.
-func (r AddrRange) overlaps(o AddrRange) bool {
-	return r.From.Compare(o.To) <= 0 && o.From.Compare(r.To) <= 0
-}
-
-// touches reports whether o starts inside r or right after it.
-func (r AddrRange) touches(o AddrRange) bool {
-	if o.From.Compare(r.To) <= 0 {
-		return true
-	}
-	n := r.To.Next()
-	return n.IsValid() && n == o.From
-}
-
-func compareRanges(a, b AddrRange) int {
-	if c := a.From.Compare(b.From); c != 0 {
-		return c
-	}
-	return a.To.Compare(b.To)
-}
-
 // blockRanges returns an IPBlock as ranges: its CIDR minus its exceptions.
 func blockRanges(b *IPBlock) []AddrRange {
 	out := []AddrRange{PrefixRange(b.CIDR)}
 	for _, e := range b.Except {
-		out = subtractRange(out, PrefixRange(e))
-	}
-	return out
-}
-
-// subtractRange removes x from sorted disjoint ranges.
-func subtractRange(rs []AddrRange, x AddrRange) []AddrRange {
-	var out []AddrRange
-	for _, r := range rs {
-		if r.From.BitLen() != x.From.BitLen() || !r.overlaps(x) {
-			out = append(out, r)
-			continue
-		}
-		if r.From.Compare(x.From) < 0 {
-			out = append(out, AddrRange{From: r.From, To: x.From.Prev()})
-		}
-		if x.To.Compare(r.To) < 0 {
-			out = append(out, AddrRange{From: x.To.Next(), To: r.To})
-		}
+		out = iprange.Subtract(out, PrefixRange(e))
 	}
 	return out
 }
@@ -274,7 +190,7 @@ func ownedBy(c *cluster.Cluster, p *cluster.Pod) *ownedPod {
 	if len(op.addrs) == 0 {
 		return nil
 	}
-	slices.SortFunc(op.addrs, compareRanges)
+	slices.SortFunc(op.addrs, iprange.Compare)
 	op.addrs = slices.Compact(op.addrs)
 	return op
 }
@@ -377,7 +293,7 @@ func (r *Resolver) peerAddrs(peer *Peer) []AddrRange {
 			addrs = append(addrs, op.addrs...)
 		}
 		if len(addrs) > 0 {
-			addrs = mergeRanges(addrs)
+			addrs = iprange.Merge(addrs)
 		}
 		m.addrs, m.merged = addrs, true
 	}
@@ -657,307 +573,4 @@ func (r *Resolver) resolveNamedEgress(a *Allowance, rule *Rule, src RuleMatch, p
 			add(op, in, i)
 		}
 	}
-}
-
-// mergeRanges sorts ranges and merges overlapping and adjacent ones.
-func mergeRanges(rs []AddrRange) []AddrRange {
-	rs = slices.Clone(rs)
-	slices.SortFunc(rs, compareRanges)
-	out := rs[:0]
-	for _, x := range rs {
-		if n := len(out); n > 0 && out[n-1].From.BitLen() == x.From.BitLen() && out[n-1].touches(x) {
-			if x.To.Compare(out[n-1].To) > 0 {
-				out[n-1].To = x.To
-			}
-			continue
-		}
-		out = append(out, x)
-	}
-	return out
-}
-
-// Span is an address range of a normalised allowance and the rules that
-// contribute to it.
-type Span struct {
-	AddrRange
-	Sources []RuleMatch
-}
-
-// Rect is an address range times a port range of one protocol, and the
-// rules that contribute to it.
-type Rect struct {
-	Addrs            AddrRange
-	Protocol         corev1.Protocol
-	FromPort, ToPort int32
-	Sources          []RuleMatch
-}
-
-// Normalized is an allowance as disjoint pieces, ready for interval sets.
-type Normalized struct {
-	// All are the peer addresses allowed on every protocol and port:
-	// sorted (IPv4 first), disjoint and never adjacent.
-	All []Span
-	// Ports are the address × port rectangles allowed on one protocol,
-	// outside All. Rectangles of one protocol never overlap; they are
-	// sorted by protocol, family, port range, then address. Within a
-	// protocol and family, the port axis is cut at every boundary of the
-	// allowance and adjacent port ranges with equal address sets are
-	// merged, so the rectangles are as few as that cut allows.
-	Ports []Rect
-}
-
-// Allows reports whether the normalised allowance covers peer ip on
-// proto/port.
-func (n *Normalized) Allows(ip netip.Addr, proto corev1.Protocol, port int32) bool {
-	ip = ip.Unmap()
-	for _, s := range n.All {
-		if s.Contains(ip) {
-			return true
-		}
-	}
-	for _, r := range n.Ports {
-		if r.Protocol == proto && r.FromPort <= port && port <= r.ToPort && r.Addrs.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// srcSpan is a range with the indexes of its sources (sorted, distinct).
-type srcSpan struct {
-	r    AddrRange
-	srcs []int
-}
-
-func unionInts(a, b []int) []int {
-	if len(b) == 0 {
-		return a
-	}
-	if len(a) == 0 {
-		return b
-	}
-	out := make([]int, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case j == len(b) || (i < len(a) && a[i] < b[j]):
-			out = append(out, a[i])
-			i++
-		case i == len(a) || b[j] < a[i]:
-			out = append(out, b[j])
-			j++
-		default:
-			out = append(out, a[i])
-			i, j = i+1, j+1
-		}
-	}
-	return out
-}
-
-// mergeSpans sorts spans and merges overlapping and adjacent ones, joining
-// their sources.
-func mergeSpans(ss []srcSpan) []srcSpan {
-	slices.SortFunc(ss, func(a, b srcSpan) int { return compareRanges(a.r, b.r) })
-	out := make([]srcSpan, 0, len(ss))
-	for _, x := range ss {
-		if n := len(out); n > 0 && out[n-1].r.From.BitLen() == x.r.From.BitLen() && out[n-1].r.touches(x.r) {
-			if x.r.To.Compare(out[n-1].r.To) > 0 {
-				out[n-1].r.To = x.r.To
-			}
-			out[n-1].srcs = unionInts(out[n-1].srcs, x.srcs)
-			continue
-		}
-		out = append(out, srcSpan{r: x.r, srcs: x.srcs})
-	}
-	return out
-}
-
-// subtractSpans removes the ranges of sub (sorted, disjoint) from ss
-// (sorted, disjoint); pieces keep their sources.
-func subtractSpans(ss, sub []srcSpan) []srcSpan {
-	if len(sub) == 0 {
-		return ss
-	}
-	var out []srcSpan
-	j := 0
-	for _, s := range ss {
-		cur := s.r
-		for j < len(sub) && compareAddrEnd(sub[j].r, cur) < 0 {
-			j++
-		}
-		alive := true
-		for k := j; k < len(sub) && alive && sub[k].r.From.Compare(cur.To) <= 0; k++ {
-			x := sub[k].r
-			if x.From.BitLen() != cur.From.BitLen() || !x.overlaps(cur) {
-				continue
-			}
-			if cur.From.Compare(x.From) < 0 {
-				out = append(out, srcSpan{r: AddrRange{From: cur.From, To: x.From.Prev()}, srcs: s.srcs})
-			}
-			if x.To.Compare(cur.To) < 0 {
-				cur.From = x.To.Next()
-			} else {
-				alive = false
-			}
-		}
-		if alive {
-			out = append(out, srcSpan{r: cur, srcs: s.srcs})
-		}
-	}
-	return out
-}
-
-// compareAddrEnd orders x's end against r's start: negative when x ends
-// before r starts.
-func compareAddrEnd(x, r AddrRange) int { return x.To.Compare(r.From) }
-
-// Normalize returns the allowance as disjoint pieces: the addresses allowed
-// on everything, and per protocol disjoint address × port rectangles
-// outside those addresses. It covers exactly what Allows covers.
-func (a *Allowance) Normalize() *Normalized {
-	// Items produced by the same policy part share a source index, so
-	// source sets stay small.
-	var srcs []RuleMatch
-	srcIndex := map[RuleMatch]int{}
-	var all []srcSpan
-	type portKey struct {
-		proto    corev1.Protocol
-		v4       bool
-		from, to int32
-	}
-	groups := map[portKey][]srcSpan{}
-	for i := range a.Items {
-		it := &a.Items[i]
-		si, ok := srcIndex[it.Source]
-		if !ok {
-			si = len(srcs)
-			srcIndex[it.Source] = si
-			srcs = append(srcs, it.Source)
-		}
-		one := []int{si}
-		for _, r := range it.Addrs {
-			s := srcSpan{r: r, srcs: one}
-			if it.Service.AllProtocols {
-				all = append(all, s)
-				continue
-			}
-			k := portKey{it.Service.Protocol, r.Is4(), it.Service.FromPort, it.Service.ToPort}
-			groups[k] = append(groups[k], s)
-		}
-	}
-	all = mergeSpans(all)
-	n := &Normalized{}
-	for _, s := range all {
-		n.All = append(n.All, Span{AddrRange: s.r, Sources: sourceList(srcs, s.srcs)})
-	}
-
-	// Cut the port axis of each protocol and family at every boundary.
-	type pf struct {
-		proto corev1.Protocol
-		v4    bool
-	}
-	byPF := map[pf][]portKey{}
-	for k, g := range groups {
-		groups[k] = mergeSpans(g)
-		byPF[pf{k.proto, k.v4}] = append(byPF[pf{k.proto, k.v4}], k)
-	}
-	pfs := make([]pf, 0, len(byPF))
-	for k := range byPF {
-		pfs = append(pfs, k)
-	}
-	slices.SortFunc(pfs, func(a, b pf) int {
-		if c := cmp.Compare(a.proto, b.proto); c != 0 {
-			return c
-		}
-		if a.v4 == b.v4 {
-			return 0
-		}
-		if a.v4 {
-			return -1
-		}
-		return 1
-	})
-	for _, f := range pfs {
-		keys := byPF[f]
-		var bounds []int32
-		for _, k := range keys {
-			bounds = append(bounds, k.from, k.to+1)
-		}
-		slices.Sort(bounds)
-		bounds = slices.Compact(bounds)
-		type piece struct {
-			from, to int32
-			spans    []srcSpan
-		}
-		var pieces []piece
-		for bi := 0; bi+1 < len(bounds); bi++ {
-			lo, hi := bounds[bi], bounds[bi+1]-1
-			var cover []srcSpan
-			covering := 0
-			for _, k := range keys {
-				if k.from <= lo && hi <= k.to {
-					covering++
-					if covering == 1 {
-						cover = groups[k] // already merged; not modified below
-					} else {
-						if covering == 2 {
-							cover = slices.Clone(cover)
-						}
-						cover = append(cover, groups[k]...)
-					}
-				}
-			}
-			if covering == 0 {
-				continue
-			}
-			if covering > 1 {
-				cover = mergeSpans(cover)
-			}
-			spans := subtractSpans(cover, all)
-			if len(spans) == 0 {
-				continue
-			}
-			if np := len(pieces); np > 0 && pieces[np-1].to+1 == lo && sameRanges(pieces[np-1].spans, spans) {
-				last := &pieces[np-1]
-				last.to = hi
-				for si := range last.spans {
-					last.spans[si].srcs = unionInts(last.spans[si].srcs, spans[si].srcs)
-				}
-				continue
-			}
-			// spans may share memory with groups; the piece owns a copy
-			// because merging rewrites its sources.
-			pieces = append(pieces, piece{from: lo, to: hi, spans: slices.Clone(spans)})
-		}
-		for _, p := range pieces {
-			for _, s := range p.spans {
-				n.Ports = append(n.Ports, Rect{
-					Addrs: s.r, Protocol: f.proto, FromPort: p.from, ToPort: p.to,
-					Sources: sourceList(srcs, s.srcs),
-				})
-			}
-		}
-	}
-	return n
-}
-
-func sameRanges(a, b []srcSpan) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].r != b[i].r {
-			return false
-		}
-	}
-	return true
-}
-
-// sourceList returns the sources of a piece in item order.
-func sourceList(all []RuleMatch, idx []int) []RuleMatch {
-	out := make([]RuleMatch, len(idx))
-	for i, j := range idx {
-		out[i] = all[j]
-	}
-	return out
 }

@@ -17,17 +17,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/iprange"
 )
 
 func rng(s string) AddrRange {
-	if from, to, ok := strings.Cut(s, "-"); ok {
-		return AddrRange{From: netip.MustParseAddr(from), To: netip.MustParseAddr(to)}
+	r, err := iprange.Parse(s)
+	if err != nil {
+		panic(err)
 	}
-	if strings.Contains(s, "/") {
-		return PrefixRange(netip.MustParsePrefix(s))
-	}
-	a := netip.MustParseAddr(s)
-	return AddrRange{From: a, To: a}
+	return r
 }
 
 func rangeStrings(rs []AddrRange) []string {
@@ -36,25 +34,6 @@ func rangeStrings(rs []AddrRange) []string {
 		out[i] = r.String()
 	}
 	return out
-}
-
-func TestAddrRange(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"10.0.0.0/24", "10.0.0.0/24"},
-		{"10.0.0.1", "10.0.0.1"},
-		{"10.0.0.1-10.0.0.6", "10.0.0.1-10.0.0.6"},
-		{"10.0.0.0-10.0.0.255", "10.0.0.0/24"},
-		{"0.0.0.0/0", "0.0.0.0/0"},
-		{"::/0", "::/0"},
-		{"fd00::/127", "fd00::/127"},
-	} {
-		if got := rng(tc.in).String(); got != tc.want {
-			t.Errorf("%s: got %s, want %s", tc.in, got, tc.want)
-		}
-	}
-	if r := rng("::/0"); r.To != netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") {
-		t.Errorf("::/0 ends at %s", r.To)
-	}
 }
 
 func TestBlockRanges(t *testing.T) {
@@ -78,15 +57,6 @@ func TestBlockRanges(t *testing.T) {
 	}
 }
 
-func TestMergeRanges(t *testing.T) {
-	in := []AddrRange{rng("10.0.0.5"), rng("fd00::1"), rng("10.0.0.3-10.0.0.4"), rng("10.0.0.9"), rng("fd00::"), rng("255.255.255.255"), rng("::")}
-	got := rangeStrings(mergeRanges(in))
-	want := []string{"10.0.0.3-10.0.0.5", "10.0.0.9", "255.255.255.255", "::", "fd00::/127"}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-}
-
 func TestNormalizeExample(t *testing.T) {
 	p := &Policy{Namespace: "ns", Name: "p"}
 	src := func(rule int) RuleMatch { return RuleMatch{Policy: p, Rule: rule, Peer: 0, Port: 0} }
@@ -105,10 +75,10 @@ func TestNormalizeExample(t *testing.T) {
 	n := a.Normalize()
 	var got []string
 	for _, s := range n.All {
-		got = append(got, fmt.Sprintf("all %s %d", s.AddrRange, len(s.Sources)))
+		got = append(got, fmt.Sprintf("all %s %d", s.Addrs(), len(n.SourcesOf(&s))))
 	}
 	for _, r := range n.Ports {
-		got = append(got, fmt.Sprintf("%s %s %d-%d %d", r.Protocol, r.Addrs, r.FromPort, r.ToPort, len(r.Sources)))
+		got = append(got, fmt.Sprintf("%s %s %d-%d %d", ProtocolOf(r.Protocol), r.Addrs(), r.FromPort, r.ToPort, len(n.SourcesOf(&r))))
 	}
 	want := []string{
 		"all 10.0.0.2 1",
@@ -274,27 +244,35 @@ func randomPorts(r *rand.Rand) []networkingv1.NetworkPolicyPort {
 // checkNormalized verifies the invariants Normalize promises.
 func checkNormalized(t *testing.T, n *Normalized) {
 	t.Helper()
-	for i := 1; i < len(n.All); i++ {
-		a, b := n.All[i-1].AddrRange, n.All[i].AddrRange
+	for i, s := range n.All {
+		if s.Protocol != AnyProtocol || s.FromPort != 0 || s.ToPort != 65535 || s.Action != Accept || len(n.SourcesOf(&s)) == 0 {
+			t.Fatalf("bad All rectangle %+v", s)
+		}
+		if i == 0 {
+			continue
+		}
+		a, b := n.All[i-1].Addrs(), s.Addrs()
 		if a.From.BitLen() == b.From.BitLen() && (b.From.Compare(a.To) <= 0 || a.To.Next() == b.From) {
 			t.Fatalf("All not disjoint and apart: %s, %s", a, b)
 		}
-		if compareRanges(a, b) >= 0 {
+		if iprange.Compare(a, b) >= 0 {
 			t.Fatalf("All not sorted: %s, %s", a, b)
 		}
 	}
 	for i, x := range n.Ports {
-		if x.FromPort > x.ToPort || x.Addrs.From.Compare(x.Addrs.To) > 0 || len(x.Sources) == 0 {
+		xa := x.Addrs()
+		if x.Protocol == AnyProtocol || x.Action != Accept || x.FromPort > x.ToPort || xa.From.Compare(xa.To) > 0 || len(n.SourcesOf(&x)) == 0 {
 			t.Fatalf("bad rectangle %+v", x)
 		}
 		for _, s := range n.All {
-			if s.AddrRange.From.BitLen() == x.Addrs.From.BitLen() && s.overlaps(x.Addrs) {
-				t.Fatalf("rectangle %s %s overlaps All %s", x.Protocol, x.Addrs, s.AddrRange)
+			if sa := s.Addrs(); sa.From.BitLen() == xa.From.BitLen() && sa.Overlaps(xa) {
+				t.Fatalf("rectangle %d %s overlaps All %s", x.Protocol, xa, sa)
 			}
 		}
 		for _, y := range n.Ports[i+1:] {
-			if x.Protocol == y.Protocol && x.Addrs.From.BitLen() == y.Addrs.From.BitLen() &&
-				x.Addrs.overlaps(y.Addrs) && x.FromPort <= y.ToPort && y.FromPort <= x.ToPort {
+			ya := y.Addrs()
+			if x.Protocol == y.Protocol && xa.From.BitLen() == ya.From.BitLen() &&
+				xa.Overlaps(ya) && x.FromPort <= y.ToPort && y.FromPort <= x.ToPort {
 				t.Fatalf("rectangles overlap: %+v, %+v", x, y)
 			}
 		}
