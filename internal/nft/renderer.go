@@ -4,9 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"maps"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -139,7 +137,7 @@ func (r *Renderer) Render(s *policy.Set) *Model {
 // reset forgets everything.
 func (r *Renderer) reset(s *policy.Set) {
 	r.set = s
-	r.ordered = ordered(s.Cluster)
+	r.ordered = s.Cluster.Sorted()
 	r.res = policy.NewResolver(s)
 	r.pols = map[string]*polVersion{}
 	r.entries = map[string]*entry{}
@@ -155,20 +153,23 @@ func (r *Renderer) advance(s *policy.Set) {
 		r.reset(s)
 		return
 	}
-	old := r.set.Cluster
-	pods, ok := changedPods(old, s.Cluster)
-	if !ok || len(pods) > max(64, len(s.Cluster.Pods)*maxIncremental/16) {
+	if !s.Cluster.Sorted() {
+		r.reset(s)
+		return
+	}
+	ch := cluster.Diff(r.set.Cluster, s.Cluster)
+	pods, nss := ch.Pods, ch.Namespaces
+	if len(pods) > max(64, len(s.Cluster.Pods)*maxIncremental/16) {
 		r.reset(s)
 		r.stats.ChangedPods = len(pods)
 		return
 	}
-	nss := changedNamespaces(old, s.Cluster)
 	r.stats.ChangedPolicies = r.updatePolicies(s)
 	r.set = s
-	ch := r.res.Advance(s, pods, nss)
-	r.stats.ChangedPods, r.stats.ChangedNamespaces = len(ch.Pods), len(nss)
+	adv := r.res.Advance(s, pods, nss)
+	r.stats.ChangedPods, r.stats.ChangedNamespaces = len(adv.Pods), len(nss)
 	for k, e := range r.entries {
-		if e.affected(ch) {
+		if e.affected(adv) {
 			delete(r.entries, k)
 		}
 	}
@@ -194,103 +195,6 @@ func (e *entry) affected(ch policy.Changes) bool {
 	return false
 }
 
-// changedPods returns the keys of the pods added, removed or changed
-// between two snapshots, the old one sorted and holding each pod once; ok
-// is false when the new one is not so.
-func changedPods(oc, nc *cluster.Cluster) (keys []string, ok bool) {
-	op, np := oc.Pods, nc.Pods
-	cmpPods := func(a, b *cluster.Pod) int {
-		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	}
-	// Two pods that were in the old snapshot are in order; any other pair
-	// of neighbours is checked.
-	var last *cluster.Pod
-	lastOld := false
-	next := func(p *cluster.Pod, old bool) bool {
-		if last != nil && !(old && lastOld) && cmpPods(last, p) >= 0 {
-			return false
-		}
-		last, lastOld = p, old
-		return true
-	}
-	i, j := 0, 0
-	for i < len(op) || j < len(np) {
-		if i < len(op) && j < len(np) && op[i] == np[j] {
-			if !next(np[j], true) {
-				return nil, false
-			}
-			i++
-			j++
-			continue
-		}
-		c := 0
-		switch {
-		case i == len(op):
-			c = 1
-		case j == len(np):
-			c = -1
-		default:
-			c = cmpPods(op[i], np[j])
-		}
-		switch {
-		case c < 0:
-			keys = append(keys, op[i].Key())
-			i++
-		case c > 0:
-			if !next(np[j], false) {
-				return nil, false
-			}
-			keys = append(keys, np[j].Key())
-			j++
-		default:
-			if !next(np[j], true) {
-				return nil, false
-			}
-			if !samePod(op[i], np[j]) {
-				keys = append(keys, np[j].Key())
-			}
-			i++
-			j++
-		}
-	}
-	return keys, true
-}
-
-// ordered reports whether a snapshot's pods are sorted and each is there
-// once.
-func ordered(c *cluster.Cluster) bool {
-	_, ok := changedPods(&cluster.Cluster{}, c)
-	return ok
-}
-
-// samePod reports whether two versions of a pod are equal in everything
-// rendering looks at.
-func samePod(a, b *cluster.Pod) bool {
-	return a == b || (a.Namespace == b.Namespace && a.Name == b.Name && a.NodeName == b.NodeName &&
-		a.Phase == b.Phase && a.HostNetwork == b.HostNetwork && maps.Equal(a.Labels, b.Labels) &&
-		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.Ports, b.Ports))
-}
-
-// changedNamespaces returns the namespaces whose labels differ.
-func changedNamespaces(oc, nc *cluster.Cluster) []string {
-	var out []string
-	for name, ns := range nc.Namespaces {
-		if !maps.Equal(oc.NamespaceLabels(name), ns.Labels) {
-			out = append(out, name)
-		}
-	}
-	for name, ns := range oc.Namespaces {
-		if _, ok := nc.Namespaces[name]; !ok && !maps.Equal(ns.Labels, nc.NamespaceLabels(name)) {
-			out = append(out, name)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // updatePolicies versions the policies of s and returns how many were
 // added, changed or removed.
 func (r *Renderer) updatePolicies(s *policy.Set) int {
@@ -302,7 +206,7 @@ func (r *Renderer) updatePolicies(s *policy.Set) int {
 		seen[k] = true
 		v := r.pols[k]
 		switch {
-		case v == nil || !samePolicy(v.src, p.Source):
+		case v == nil || !cluster.SamePolicy(v.src, p.Source):
 			r.version++
 			v = &polVersion{src: p.Source, id: r.version}
 			r.pols[k] = v
@@ -319,14 +223,6 @@ func (r *Renderer) updatePolicies(s *policy.Set) int {
 		}
 	}
 	return n
-}
-
-// samePolicy reports whether two versions of a policy compile alike.
-func samePolicy(a, b *networkingv1.NetworkPolicy) bool {
-	if a == nil || b == nil {
-		return false
-	}
-	return a == b || (a.Namespace == b.Namespace && a.Name == b.Name && reflect.DeepEqual(a.Spec, b.Spec))
 }
 
 // podDir is a local pod isolated in one direction.
