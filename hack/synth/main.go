@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/netfence/netfence/internal/synth"
+	"github.com/netfence/netfence/test/synth"
 )
 
 func main() {

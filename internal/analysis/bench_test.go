@@ -7,7 +7,7 @@ import (
 
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/policy"
-	"github.com/netfence/netfence/internal/synth"
+	"github.com/netfence/netfence/test/synth"
 )
 
 func synthSet(tb testing.TB, pods, namespaces, policies int) *policy.Set {

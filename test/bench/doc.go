@@ -22,7 +22,7 @@
 //
 // # Control plane
 //
-// SynthCluster generates a realistic cluster (internal/synth). Through the
+// SynthCluster generates a realistic cluster (test/synth). Through the
 // node agent as it runs (TimedAgent wraps internal/agent with a timed
 // dataplane), the benchmarks time a full sync (compile, render and one
 // transaction) and the path from one pod label change to the kernel

@@ -13,7 +13,7 @@ import (
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/policy"
-	"github.com/netfence/netfence/internal/synth"
+	"github.com/netfence/netfence/test/synth"
 	"github.com/netfence/netfence/internal/testbed"
 )
 
@@ -24,7 +24,7 @@ var SynthConfig = synth.Config{Pods: 10000, Namespaces: 50, Policies: 1000, Node
 // SynthNode is the node whose pods are local in the control-plane runs.
 const SynthNode = "node-0"
 
-// SynthCluster generates a cluster with internal/synth.
+// SynthCluster generates a cluster with test/synth.
 func SynthCluster(cfg synth.Config) (*cluster.Cluster, error) {
 	objs, err := synth.Generate(cfg)
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/connectivity"
 	"github.com/netfence/netfence/internal/kube"
-	"github.com/netfence/netfence/internal/kubetest"
+	"github.com/netfence/netfence/test/kubetest"
 	"github.com/netfence/netfence/internal/manifest"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/policy"

@@ -20,9 +20,9 @@ import (
 
 	"github.com/netfence/netfence/internal/agent"
 	"github.com/netfence/netfence/internal/kube"
-	"github.com/netfence/netfence/internal/kubetest"
+	"github.com/netfence/netfence/test/kubetest"
 	"github.com/netfence/netfence/internal/nft"
-	"github.com/netfence/netfence/internal/synth"
+	"github.com/netfence/netfence/test/synth"
 )
 
 // benchNetns creates a throwaway network namespace for the agent's table
@@ -46,7 +46,7 @@ func benchNetns(b *testing.B) (name string, fd *os.File) {
 // 1,000 pods (all on the measured node) and 500 policies, the time from an
 // API write to the ruleset in the kernel: for a policy change and for a new
 // pod. It also reports the agent's memory at that size (the real binary in
-// a subprocess). Run: go test -run XXX -bench APIToEnforced ./internal/e2e/
+// a subprocess). Run: go test -run XXX -bench APIToEnforced ./test/e2e/
 func BenchmarkAPIToEnforced(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root for the network namespace holding the agent's table")
