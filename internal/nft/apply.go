@@ -278,7 +278,7 @@ func (a *Applier) CheckKernel(ctx context.Context) (err error) {
 			err = derr
 		}
 	}()
-	var probeSets []*Set
+	var probeSets []*PeerSet
 	steps := []struct {
 		what string
 		fill func(b *batch)
@@ -301,7 +301,7 @@ func (a *Applier) CheckKernel(ctx context.Context) (err error) {
 			}
 		}},
 		{"interval sets and concatenated interval sets (nft_set_rbtree, nft_set_pipapo) with element comments", func(b *batch) {
-			probeSets = []*Set{
+			probeSets = []*PeerSet{
 				{Name: "probe-a4", Family: IPv4, Elements: []Element{{Addrs: rangeOf("10.0.0.0", "10.0.0.255"), Comment: "probe"}}},
 				{Name: "probe-a6", Family: IPv6, Elements: []Element{{Addrs: rangeOf("fd00::", "fd00::ff")}}},
 				{Name: "probe-p4", Family: IPv4, Ports: true, Elements: []Element{{Addrs: rangeOf("10.0.0.1", "10.0.0.9"), Proto: 6, FromPort: 80, ToPort: 90, Comment: "probe"}}},

@@ -13,12 +13,12 @@ type Delta struct {
 	// Deny is the new model's final verdict.
 	Deny Deny
 	// AddSets and DelSets are sets that only the new (old) model has.
-	AddSets, DelSets []*Set
+	AddSets, DelSets []*PeerSet
 	// ReplaceSets are sets of both models that are deleted and created
 	// anew, because that is cheaper than deleting their elements one by
 	// one (see replaceThreshold); the chains of the new model that look
 	// them up are in ReplaceChains.
-	ReplaceSets []*Set
+	ReplaceSets []*PeerSet
 	// AddChains and DelChains are per-pod chains that only the new (old)
 	// model has; ReplaceChains are chains of both whose rules differ, or
 	// whose sets are replaced (they are flushed and refilled).
@@ -32,7 +32,7 @@ type Delta struct {
 
 // SetChange is the elements to delete from and add to one set.
 type SetChange struct {
-	Set      *Set // the new set
+	Set      *PeerSet // the new set
 	Del, Add []Element
 }
 
@@ -80,7 +80,7 @@ func Diff(old, new *Model) *Delta {
 	d := &Delta{Deny: new.Deny}
 	replaced := map[string]bool{} // sets deleted and created anew
 	// Sets.
-	oldSets := make(map[string]*Set, len(old.Sets))
+	oldSets := make(map[string]*PeerSet, len(old.Sets))
 	for _, s := range old.Sets {
 		oldSets[s.Name] = s
 	}

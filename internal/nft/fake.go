@@ -353,7 +353,7 @@ func copyChain(c *Chain) Chain {
 }
 
 // addSet creates a set with its elements.
-func (st *fakeState) addSet(s *Set) error {
+func (st *fakeState) addSet(s *PeerSet) error {
 	if st.sets[s.Name] != nil || st.maps[s.Name] != nil {
 		return fmt.Errorf("add set %s: it exists", s.Name)
 	}
@@ -590,7 +590,7 @@ func (st *fakeState) model() *Model {
 	}
 	for _, name := range slices.Sorted(maps.Keys(st.sets)) {
 		fs := st.sets[name]
-		s := &Set{Name: fs.name, Family: fs.family, Ports: fs.ports}
+		s := &PeerSet{Name: fs.name, Family: fs.family, Ports: fs.ports}
 		if len(fs.elems) > 0 {
 			s.Elements = fs.sorted()
 		}
@@ -617,14 +617,14 @@ func canonical(m *Model) *Model {
 		out.Maps = append(out.Maps, cp)
 	}
 	for _, s := range m.Sets {
-		cp := &Set{Name: s.Name, Family: s.Family, Ports: s.Ports}
+		cp := &PeerSet{Name: s.Name, Family: s.Family, Ports: s.Ports}
 		if len(s.Elements) > 0 {
 			cp.Elements = slices.Clone(s.Elements)
 			slices.SortFunc(cp.Elements, compareElements)
 		}
 		out.Sets = append(out.Sets, cp)
 	}
-	slices.SortFunc(out.Sets, func(a, b *Set) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out.Sets, func(a, b *PeerSet) int { return strings.Compare(a.Name, b.Name) })
 	for _, c := range m.Chains {
 		cp := copyChain(c)
 		out.Chains = append(out.Chains, &cp)

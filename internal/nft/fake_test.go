@@ -218,7 +218,7 @@ func TestFakeRefuses(t *testing.T) {
 	base := goldenModels()["shop-all"]
 	// A chain and its sets, and a map element jumping to the chain.
 	var chain *Chain
-	var addrSet, portSet *Set
+	var addrSet, portSet *PeerSet
 	for _, c := range base.Chains {
 		if s, p := base.ChainSet(c.Name, IPv4, false), base.ChainSet(c.Name, IPv4, true); s != nil && p != nil && len(p.Elements) > 0 {
 			chain, addrSet, portSet = c, s, p
@@ -266,11 +266,11 @@ func TestFakeRefuses(t *testing.T) {
 		{"add an element that is there, with another comment", &Delta{SetChanges: []SetChange{{Set: portSet, Add: []Element{{Addrs: elem.Addrs, Proto: elem.Proto, FromPort: elem.FromPort, ToPort: elem.ToPort, Comment: "x"}}}}}, "it exists"},
 		{"add an overlapping element", &Delta{SetChanges: []SetChange{{Set: portSet, Add: []Element{overlapping}}}}, "overlaps"},
 		{"add an element of the other family", &Delta{SetChanges: []SetChange{{Set: portSet, Add: []Element{v6}}}}, "not an IPv4 range"},
-		{"change a set that is not there", &Delta{SetChanges: []SetChange{{Set: &Set{Name: "p4-ghost", Family: IPv4, Ports: true}, Add: []Element{other}}}}, "no such set"},
-		{"add a set that is there", &Delta{AddSets: []*Set{addrSet}}, "it exists"},
-		{"delete a set that is not there", &Delta{DelSets: []*Set{{Name: "a4-ghost", Family: IPv4}}}, "no such set"},
-		{"delete a set a chain looks up", &Delta{DelSets: []*Set{addrSet}}, "still looks it up"},
-		{"replace a set without emptying its chains", &Delta{ReplaceSets: []*Set{addrSet}}, "still looks it up"},
+		{"change a set that is not there", &Delta{SetChanges: []SetChange{{Set: &PeerSet{Name: "p4-ghost", Family: IPv4, Ports: true}, Add: []Element{other}}}}, "no such set"},
+		{"add a set that is there", &Delta{AddSets: []*PeerSet{addrSet}}, "it exists"},
+		{"delete a set that is not there", &Delta{DelSets: []*PeerSet{{Name: "a4-ghost", Family: IPv4}}}, "no such set"},
+		{"delete a set a chain looks up", &Delta{DelSets: []*PeerSet{addrSet}}, "still looks it up"},
+		{"replace a set without emptying its chains", &Delta{ReplaceSets: []*PeerSet{addrSet}}, "still looks it up"},
 		{"add a chain that is there", &Delta{AddChains: []*Chain{chain}}, "it exists"},
 		{"add a chain looking up a set that is not there", &Delta{AddChains: []*Chain{ghost}}, "does not exist"},
 		{"add a chain looking up a set of another type", &Delta{AddChains: []*Chain{{Name: "in-ghost", Rules: []Rule{{Kind: RuleAddr, Family: IPv4, Set: portSet.Name}}}}}, "another type"},
@@ -284,7 +284,7 @@ func TestFakeRefuses(t *testing.T) {
 		{"change the verdict of some chains only", &Delta{Deny: DenyReject, ReplaceChains: []*Chain{chain}}, "final verdict"},
 		// The last step is refused after the others succeeded: nothing
 		// of them stays.
-		{"a good step, then a refused one", &Delta{SetChanges: []SetChange{{Set: portSet, Del: []Element{elem}}}, DelSets: []*Set{{Name: "a4-ghost"}}}, "no such set"},
+		{"a good step, then a refused one", &Delta{SetChanges: []SetChange{{Set: portSet, Del: []Element{elem}}}, DelSets: []*PeerSet{{Name: "a4-ghost"}}}, "no such set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := NewFake()
@@ -313,7 +313,7 @@ func TestFakeRefuses(t *testing.T) {
 	}
 	for name, m := range map[string]*Model{
 		"a chain looking up a missing set": broken(func(m *Model) {
-			m.Sets = slices.DeleteFunc(m.Sets, func(s *Set) bool { return s.Name == addrSet.Name })
+			m.Sets = slices.DeleteFunc(m.Sets, func(s *PeerSet) bool { return s.Name == addrSet.Name })
 		}),
 		"a map jumping to a missing chain": broken(func(m *Model) {
 			m.Chains = slices.DeleteFunc(m.Chains, func(c *Chain) bool { return c.Name == chain.Name })

@@ -139,7 +139,7 @@ type Model struct {
 	Maps []*VMap
 	// Sets are the sets the chains look up, each once however many
 	// chains share it, sorted by name. Empty sets are left out.
-	Sets []*Set
+	Sets []*PeerSet
 	// Chains are the per-pod chains, sorted by name.
 	Chains []*Chain
 }
@@ -159,11 +159,11 @@ type VMapElement struct {
 	Comment string
 }
 
-// Set is an interval set of peers. Pods whose allowances are alike share
+// PeerSet is an interval set of peers. Pods whose allowances are alike share
 // their sets: a set belongs to one combination of direction, isolating
 // policies and (for Ingress) named port numbers, and the chains of every
 // local pod with that combination look it up.
-type Set struct {
+type PeerSet struct {
 	// Name is "a4-", "p4-", "a6-" or "p6-" (address or ports set, and
 	// family) and a hash of that combination (see Renderer).
 	Name   string
@@ -233,8 +233,8 @@ func (m *Model) Map(name string) *VMap {
 }
 
 // Set returns the set of that name, or nil.
-func (m *Model) Set(name string) *Set {
-	i, ok := slices.BinarySearchFunc(m.Sets, name, func(s *Set, n string) int { return strings.Compare(s.Name, n) })
+func (m *Model) Set(name string) *PeerSet {
+	i, ok := slices.BinarySearchFunc(m.Sets, name, func(s *PeerSet, n string) int { return strings.Compare(s.Name, n) })
 	if !ok {
 		return nil
 	}
@@ -419,12 +419,12 @@ func truncate(s string) string {
 
 // ChainSets returns the sets a chain's rules look up, in rule order (sets
 // may be shared with other chains), or nil when there is no such chain.
-func (m *Model) ChainSets(chain string) []*Set {
+func (m *Model) ChainSets(chain string) []*PeerSet {
 	c := m.Chain(chain)
 	if c == nil {
 		return nil
 	}
-	var out []*Set
+	var out []*PeerSet
 	for _, r := range c.Rules {
 		if r.Set == "" {
 			continue
@@ -438,7 +438,7 @@ func (m *Model) ChainSets(chain string) []*Set {
 
 // ChainSet returns the address set (ports false) or ports set of a family
 // that a chain looks up, or nil.
-func (m *Model) ChainSet(chain string, fam Family, ports bool) *Set {
+func (m *Model) ChainSet(chain string, fam Family, ports bool) *PeerSet {
 	for _, s := range m.ChainSets(chain) {
 		if s.Family == fam && s.Ports == ports {
 			return s

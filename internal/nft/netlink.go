@@ -57,7 +57,7 @@ func addrType(f Family) nftables.SetDatatype {
 }
 
 // nftSet describes a model set for creation.
-func nftSet(t *nftables.Table, s *Set) *nftables.Set {
+func nftSet(t *nftables.Table, s *PeerSet) *nftables.Set {
 	ns := &nftables.Set{Table: t, Name: s.Name, ID: nextSetID(), Interval: true, KeyType: addrType(s.Family)}
 	if s.Ports {
 		ns.Concatenation = true
@@ -97,7 +97,7 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 // address, an interval-end element one past its end. A ports set is a
 // pipapo set whose elements carry their end key. The keys share one
 // buffer.
-func setElements(s *Set, elems []Element) []nftables.SetElement {
+func setElements(s *PeerSet, elems []Element) []nftables.SetElement {
 	out := make([]nftables.SetElement, 0, 2*len(elems))
 	size := 0
 	for _, e := range elems {
@@ -302,7 +302,7 @@ func (b *batch) fail(err error) {
 	}
 }
 
-func (b *batch) addSet(s *Set) {
+func (b *batch) addSet(s *PeerSet) {
 	ns := nftSet(b.t, s)
 	if err := b.c.AddSet(ns, nil); err != nil {
 		b.fail(fmt.Errorf("set %s: %w", s.Name, err))

@@ -91,7 +91,7 @@ type entry struct {
 	sum [sha256.Size]byte
 	// sets are indexed by family (0: IPv4, 1: IPv6) and kind (0: address
 	// set, 1: ports set); nil when empty.
-	sets [2][2]*Set
+	sets [2][2]*PeerSet
 	// What the allowance depends on besides its key.
 	peers  []string
 	anyPod bool
@@ -341,7 +341,7 @@ func (r *Renderer) build(s *policy.Set) *Model {
 		}
 		short[n] = it.e
 	}
-	sets := map[string]*Set{}
+	sets := map[string]*PeerSet{}
 	chains := make(map[string]*chainEntry, len(items))
 	for _, it := range items {
 		var setNames []string
@@ -395,7 +395,7 @@ func (r *Renderer) build(s *policy.Set) *Model {
 	for _, vm := range m.Maps {
 		slices.SortFunc(vm.Elements, func(a, b VMapElement) int { return a.Addr.Compare(b.Addr) })
 	}
-	slices.SortFunc(m.Sets, func(a, b *Set) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(m.Sets, func(a, b *PeerSet) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(m.Chains, func(a, b *Chain) int { return strings.Compare(a.Name, b.Name) })
 	return m
 }
@@ -481,10 +481,10 @@ func (r *Renderer) resolve(pod *cluster.Pod, dir policy.Direction, iso []*policy
 	n := elementsOf(r.norm.Normalize(a))
 	for fi, fam := range []Family{IPv4, IPv6} {
 		if len(n.all[fi]) > 0 {
-			e.sets[fi][0] = &Set{Name: setName(e.sum, fam, 0, false), Family: fam, Elements: n.all[fi]}
+			e.sets[fi][0] = &PeerSet{Name: setName(e.sum, fam, 0, false), Family: fam, Elements: n.all[fi]}
 		}
 		if len(n.ports[fi]) > 0 {
-			e.sets[fi][1] = &Set{Name: setName(e.sum, fam, 1, false), Family: fam, Ports: true, Elements: n.ports[fi]}
+			e.sets[fi][1] = &PeerSet{Name: setName(e.sum, fam, 1, false), Family: fam, Ports: true, Elements: n.ports[fi]}
 		}
 	}
 	return e

@@ -412,7 +412,7 @@ func TestRendererMatchesRender(t *testing.T) {
 // set is looked up, and every map element jumps to a chain.
 func checkModel(t *testing.T, m *Model) {
 	t.Helper()
-	if !slices.IsSortedFunc(m.Sets, func(a, b *Set) int { return strings.Compare(a.Name, b.Name) }) ||
+	if !slices.IsSortedFunc(m.Sets, func(a, b *PeerSet) int { return strings.Compare(a.Name, b.Name) }) ||
 		!slices.IsSortedFunc(m.Chains, func(a, b *Chain) int { return strings.Compare(a.Name, b.Name) }) {
 		t.Fatal("sets or chains not sorted")
 	}

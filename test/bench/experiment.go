@@ -94,7 +94,7 @@ func RenderScenario(s Scenario) (*nft.Model, time.Duration, error) {
 // ServerSets returns the IPv4 sets the server's ingress chain looks up in
 // m (nil when it has none of that kind), and whether m sends the server's
 // address to that chain.
-func ServerSets(m *nft.Model) (addr, ports *nft.Set, ok bool) {
+func ServerSets(m *nft.Model) (addr, ports *nft.PeerSet, ok bool) {
 	ch := nft.ChainName(ServerPod().Key(), policy.Ingress)
 	c := m.Chain(ch)
 	if c == nil {
@@ -119,7 +119,7 @@ func ServerSets(m *nft.Model) (addr, ports *nft.Set, ok bool) {
 	return addr, ports, ok
 }
 
-func setLen(s *nft.Set) int {
+func setLen(s *nft.PeerSet) int {
 	if s == nil {
 		return 0
 	}

@@ -66,7 +66,7 @@ func TestScenario(t *testing.T) {
 				t.Errorf("server sets hold %d addresses and %d address.proto.port elements, want at least %d in all", a, p, n)
 			}
 			addrs := map[netip.Addr]bool{}
-			for _, s := range []*nft.Set{as, ps} {
+			for _, s := range []*nft.PeerSet{as, ps} {
 				if s != nil {
 					for _, e := range s.Elements {
 						if e.Addrs.From == e.Addrs.To {

@@ -14,7 +14,7 @@ import (
 )
 
 // This file resolves the policy form into what one pod may exchange: the
-// dataplane's view. It follows eval.go exactly: a peer address belongs to
+// dataplane's view. It follows Set.Evaluate (set.go) exactly: a peer address belongs to
 // the pod Cluster.PodByIP names, when that pod is active, and is external
 // otherwise; pod peers match pod-network pods only; named ports resolve
 // against the destination (the pod itself for Ingress, each destination pod
