@@ -23,7 +23,7 @@ func synthSet(tb testing.TB, pods, namespaces, policies int) *policy.Set {
 	return set
 }
 
-var benchPorts = []Port{{"TCP", 80}, {"TCP", 8080}, {"UDP", 53}, {"TCP", 5432}}
+var benchPorts = []Port{{Protocol: "TCP", Port: 80}, {Protocol: "TCP", Port: 8080}, {Protocol: "UDP", Port: 53}, {Protocol: "TCP", Port: 5432}}
 
 // BenchmarkMatrix measures the class-based truth table and its summary
 // (without reading manifests; `hack/bench-analyzer` times the whole command).

@@ -16,10 +16,7 @@ import (
 
 // Endpoint names a flow's end as given on the command line: "ns/pod" or an
 // IP address.
-type Endpoint struct {
-	Pod *cluster.Pod
-	IP  netip.Addr
-}
+type Endpoint = policy.Endpoint
 
 // ResolveEndpoint resolves "ns/pod" (or "pod" in namespace default) or an
 // address. An address owned by a pod is that pod; any other is external.

@@ -21,12 +21,7 @@ import (
 )
 
 // Port is a protocol and port number.
-type Port struct {
-	Protocol corev1.Protocol
-	Port     int32
-}
-
-func (p Port) String() string { return fmt.Sprintf("%s/%d", p.Protocol, p.Port) }
+type Port = cluster.Port
 
 // ParsePort parses "TCP/80" (the protocol is case-insensitive; a bare
 // number means TCP).
@@ -58,8 +53,8 @@ func DefaultPorts(set *policy.Set) []Port {
 			for _, r := range p.Rules[dir] {
 				for _, pt := range r.Ports {
 					if pt.Name == "" && pt.Port != 0 {
-						seen[Port{pt.Protocol, pt.Port}] = true
-						seen[Port{pt.Protocol, pt.EndPort}] = true
+						seen[Port{Protocol: pt.Protocol, Port: pt.Port}] = true
+						seen[Port{Protocol: pt.Protocol, Port: pt.EndPort}] = true
 					}
 				}
 			}
@@ -67,11 +62,11 @@ func DefaultPorts(set *policy.Set) []Port {
 	}
 	for _, pod := range set.Cluster.Pods {
 		for _, cp := range pod.Ports {
-			seen[Port{cp.Protocol, cp.Port}] = true
+			seen[Port{Protocol: cp.Protocol, Port: cp.Port}] = true
 		}
 	}
 	if len(seen) == 0 {
-		return []Port{{corev1.ProtocolTCP, 80}}
+		return []Port{{Protocol: corev1.ProtocolTCP, Port: 80}}
 	}
 	out := make([]Port, 0, len(seen))
 	for p := range seen {

@@ -27,6 +27,16 @@ type Namespace struct {
 	Defined bool
 }
 
+// Port is a protocol and a port number, such as TCP/80: what a probe or a
+// matrix column names.
+type Port struct {
+	Protocol corev1.Protocol
+	Port     int32
+}
+
+// String returns "PROTOCOL/PORT".
+func (p Port) String() string { return fmt.Sprintf("%s/%d", p.Protocol, p.Port) }
+
 // ContainerPort is a port a pod's container declares.
 type ContainerPort struct {
 	Name     string

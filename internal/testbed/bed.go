@@ -24,13 +24,7 @@ import (
 )
 
 // Port is a port a pod serves.
-type Port struct {
-	Protocol corev1.Protocol
-	Port     int32
-}
-
-// String returns "PROTOCOL/PORT".
-func (p Port) String() string { return fmt.Sprintf("%s/%d", p.Protocol, p.Port) }
+type Port = cluster.Port
 
 // Options configures Up.
 type Options struct {

@@ -181,7 +181,7 @@ func TestBed(t *testing.T) {
 	prefix := testPrefix(t)
 	b := up(t, c, Options{
 		Prefix:     prefix,
-		ExtraPorts: []Port{{corev1.ProtocolTCP, 9999}, {corev1.ProtocolUDP, 9999}},
+		ExtraPorts: []Port{{Protocol: corev1.ProtocolTCP, Port: 9999}, {Protocol: corev1.ProtocolUDP, Port: 9999}},
 	})
 
 	t.Run("namespaces", func(t *testing.T) {

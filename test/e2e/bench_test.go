@@ -20,8 +20,8 @@ import (
 
 	"github.com/netfence/netfence/internal/agent"
 	"github.com/netfence/netfence/internal/kube"
-	"github.com/netfence/netfence/test/kubetest"
 	"github.com/netfence/netfence/internal/nft"
+	"github.com/netfence/netfence/test/kubetest"
 	"github.com/netfence/netfence/test/synth"
 )
 

@@ -22,11 +22,11 @@ import (
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/connectivity"
 	"github.com/netfence/netfence/internal/kube"
-	"github.com/netfence/netfence/test/kubetest"
 	"github.com/netfence/netfence/internal/manifest"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/policy"
 	"github.com/netfence/netfence/internal/testbed"
+	"github.com/netfence/netfence/test/kubetest"
 )
 
 func needRoot(t *testing.T) {
