@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -73,22 +71,14 @@ func RunKube(ctx context.Context, a *Agent, inf *kube.Informers, opts KubeOption
 
 // EventReporter returns a Config.Rejected callback that records a Warning
 // Event on every policy the agent cannot compile (and enforces fail-closed
-// instead), once per policy version, and a function that stops the event
-// broadcaster.
+// instead), and a function that stops the event broadcaster.
 func EventReporter(client kubernetes.Interface, node string) (func(*policy.Rejection), func()) {
 	b := record.NewBroadcaster()
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	rec := b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "netfence-agent", Host: node})
-	var mu sync.Mutex
-	seen := map[string]bool{}
+	// The agent reports each policy version once (Agent.Render); the
+	// recorder's correlator folds any repeats.
 	report := func(r *policy.Rejection) {
-		key := fmt.Sprintf("%s/%s@%s", r.Policy.Namespace, r.Policy.Name, r.Policy.ResourceVersion)
-		mu.Lock()
-		defer mu.Unlock()
-		if seen[key] {
-			return
-		}
-		seen[key] = true
 		rec.Eventf(r.Policy, corev1.EventTypeWarning, "InvalidNetworkPolicy",
 			"netfence agent on %s cannot compile this policy: %v. It fails closed until fixed: its last compiled version stays in force, or, if it never compiled, the pods it selects are denied in its policyTypes; other policies stay enforced", node, r.Err)
 	}

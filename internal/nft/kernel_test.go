@@ -363,6 +363,59 @@ func TestApplierContext(t *testing.T) {
 	compareListings(t, "after apply", expected(models["shop-all"]), ns.list(t))
 }
 
+// TestApplierKeepsSocket checks that operations share one netlink socket
+// while they succeed (closing it would make the kernel wait for an RCU
+// grace period after every transaction that deletes something), and that
+// a refused transaction or an interrupted operation drops it, the next
+// one working on a fresh socket.
+func TestApplierKeepsSocket(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	models := goldenModels()
+	ctx := t.Context()
+	if err := a.FullSync(ctx, models["shop-all"]); err != nil {
+		t.Fatal(err)
+	}
+	first := a.sock
+	if first == nil {
+		t.Fatal("no socket kept after a full sync")
+	}
+	// Deletes chains, sets and elements.
+	if err := a.Apply(ctx, Diff(models["shop-all"], models["shop-node-a"])); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Counts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.sock != first {
+		t.Fatal("the socket was not reused")
+	}
+	if err := a.Apply(ctx, Diff(models["shop-node-b-reject"], models["shop-all"])); err == nil {
+		t.Fatal("a delta from a wrong old model was applied")
+	}
+	if a.sock != nil {
+		t.Fatal("the socket of a refused transaction was kept")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := a.Apply(cancelled, Diff(models["shop-node-a"], models["shop-all"])); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Apply: %v", err)
+	}
+	if err := a.Apply(ctx, Diff(models["shop-node-a"], models["shop-all"])); err != nil {
+		t.Fatal(err)
+	}
+	if a.sock == nil || a.sock == first {
+		t.Fatal("no fresh socket after a refused transaction")
+	}
+	compareListings(t, "after apply on a fresh socket", expected(models["shop-all"]), ns.list(t))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if a.sock != nil {
+		t.Fatal("Close left the socket open")
+	}
+}
+
 func TestApplierClosed(t *testing.T) {
 	ns := newNetNS(t)
 	a := ns.applier(t)
