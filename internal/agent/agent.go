@@ -1,8 +1,11 @@
 // Package agent is netfence's node agent: it keeps a node's nftables in
-// step with the cluster. A source (manifest files here; the Kubernetes API
-// later) yields cluster snapshots; each is compiled into the policy form,
-// rendered for the node's pods and applied: a full transaction the first
-// time, then only the differences.
+// step with the cluster. A source (FileSource for manifest files, RunKube
+// for the Kubernetes API's informers) yields cluster snapshots; each is
+// compiled into the policy form (a policy that does not compile is replaced
+// by its last compiled version or a deny stand-in: it fails closed),
+// rendered for the node's pods and handed to a Dataplane: a full
+// transaction the first time, then only the differences, after which
+// established flows the change denies are revoked.
 package agent
 
 import (
