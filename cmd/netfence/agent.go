@@ -162,7 +162,7 @@ func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 		return &exitError{code: 2, err: fmt.Errorf("give --manifests DIR (file mode), or --kubeconfig FILE / --in-cluster (Kubernetes mode)")}
 	}
 	if len(f.manifests) > 0 && f.dryRun {
-		src := &agent.FileSource{Paths: f.manifests, Log: log}
+		src := &agent.FileSource{Paths: f.manifests} // problems are returned, not logged
 		snap, err := src.Load()
 		if err != nil {
 			return &exitError{code: 2, err: err}
