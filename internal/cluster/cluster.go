@@ -6,6 +6,7 @@ package cluster
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -291,6 +292,20 @@ func (c *Cluster) Conflict(p *Pod) (AddressConflict, bool) {
 func (c *Cluster) Conflicted(p *Pod) bool {
 	_, ok := c.Conflict(p)
 	return ok
+}
+
+// OwnedAddrs returns the addresses the cluster attributes to p (those
+// PodByIP gives to p), sorted, each once. A pod holding a conflicted
+// address owns it only if PodByIP picked it; use Conflicted to tell.
+func (c *Cluster) OwnedAddrs(p *Pod) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range p.IPs {
+		if ip = ip.Unmap(); c.PodByIP(ip) == p && !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 // Conflicts returns every conflicted address, sorted by address.

@@ -180,18 +180,14 @@ func ownedBy(c *cluster.Cluster, p *cluster.Pod) *ownedPod {
 	if ok, _ := p.Active(); !ok || c.Conflicted(p) {
 		return nil
 	}
-	op := &ownedPod{pod: p}
-	for _, ip := range p.IPs {
-		ip = ip.Unmap()
-		if c.PodByIP(ip) == p {
-			op.addrs = append(op.addrs, AddrRange{From: ip, To: ip})
-		}
-	}
-	if len(op.addrs) == 0 {
+	own := c.OwnedAddrs(p)
+	if len(own) == 0 {
 		return nil
 	}
-	slices.SortFunc(op.addrs, iprange.Compare)
-	op.addrs = slices.Compact(op.addrs)
+	op := &ownedPod{pod: p, addrs: make([]AddrRange, len(own))}
+	for i, ip := range own {
+		op.addrs[i] = AddrRange{From: ip, To: ip}
+	}
 	return op
 }
 
