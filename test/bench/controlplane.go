@@ -13,8 +13,8 @@ import (
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/policy"
-	"github.com/netfence/netfence/test/synth"
 	"github.com/netfence/netfence/internal/testbed"
+	"github.com/netfence/netfence/test/synth"
 )
 
 // SynthConfig is the control-plane cluster: 10,000 pods in 50 namespaces
