@@ -305,11 +305,12 @@ func Render(s *policy.Set, opts Options) *Model {
 // holds, so that whichever holder is local, the address leads to a chain
 // that denies everything.
 func ownAddrs(c *cluster.Cluster, pod *cluster.Pod) []netip.Addr {
+	if !c.Conflicted(pod) {
+		return c.OwnedAddrs(pod)
+	}
 	var out []netip.Addr
-	conflicted := c.Conflicted(pod)
 	for _, ip := range pod.IPs {
-		ip = ip.Unmap()
-		if (conflicted || c.PodByIP(ip) == pod) && !slices.Contains(out, ip) {
+		if ip = ip.Unmap(); !slices.Contains(out, ip) {
 			out = append(out, ip)
 		}
 	}
