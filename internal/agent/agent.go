@@ -291,12 +291,7 @@ func (a *Agent) revoke(ctx context.Context, set *policy.Set) ([]conntrack.Flow, 
 		return p != nil && !p.HostNetwork && a.isLocal(p)
 	}
 	allowed := func(f conntrack.Flow) bool {
-		return set.Evaluate(policy.Flow{
-			From:     policy.Endpoint{Pod: c.PodByIP(f.Src), IP: f.Src},
-			To:       policy.Endpoint{Pod: c.PodByIP(f.Dst), IP: f.Dst},
-			Protocol: f.Protocol,
-			Port:     int32(f.DstPort),
-		}).Allowed
+		return set.Evaluate(set.AddrFlow(f.Src, f.Dst, f.Protocol, int32(f.DstPort))).Allowed
 	}
 	return a.cfg.Revoker.Revoke(ctx, local, allowed)
 }

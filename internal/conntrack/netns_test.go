@@ -170,12 +170,7 @@ func (r *rig) local(c *cluster.Cluster) func(netip.Addr) bool {
 func allowedBy(c *cluster.Cluster) func(Flow) bool {
 	set := policy.NewSet(c)
 	return func(f Flow) bool {
-		return set.Evaluate(policy.Flow{
-			From:     policy.Endpoint{Pod: c.PodByIP(f.Src), IP: f.Src},
-			To:       policy.Endpoint{Pod: c.PodByIP(f.Dst), IP: f.Dst},
-			Protocol: f.Protocol,
-			Port:     int32(f.DstPort),
-		}).Allowed
+		return set.Evaluate(set.AddrFlow(f.Src, f.Dst, f.Protocol, int32(f.DstPort))).Allowed
 	}
 }
 

@@ -240,6 +240,18 @@ func (s *Set) Evaluate(f Flow) Verdict {
 	return v
 }
 
+// AddrFlow returns the flow between two addresses, each end the pod that
+// owns the address (Cluster.PodByIP) or external: how a packet's flow is
+// judged, as the dataplane sees it.
+func (s *Set) AddrFlow(src, dst netip.Addr, proto corev1.Protocol, port int32) Flow {
+	return Flow{
+		From:     Endpoint{Pod: s.Cluster.PodByIP(src), IP: src},
+		To:       Endpoint{Pod: s.Cluster.PodByIP(dst), IP: dst},
+		Protocol: proto,
+		Port:     port,
+	}
+}
+
 func (s *Set) side(dir Direction, subject *cluster.Pod, peer Endpoint, f Flow) Side {
 	side := Side{Direction: dir}
 	switch {
