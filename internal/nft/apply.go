@@ -364,6 +364,17 @@ func (a *Applier) CheckKernel(ctx context.Context) (err error) {
 				b.addSet(s)
 			}
 		}},
+		{"hash sets and concatenated hash sets (nft_set_hash) with element comments", func(b *batch) {
+			probeSets = append(probeSets,
+				&PeerSet{Name: "probe-e4", Family: IPv4, Exact: true, Elements: []Element{{Addrs: rangeOf("10.0.0.1", "10.0.0.1"), Comment: "probe"}}},
+				&PeerSet{Name: "probe-e6", Family: IPv6, Exact: true, Elements: []Element{{Addrs: rangeOf("fd00::1", "fd00::1")}}},
+				&PeerSet{Name: "probe-x4", Family: IPv4, Ports: true, Exact: true, Elements: []Element{{Addrs: rangeOf("10.0.0.1", "10.0.0.1"), Proto: 6, FromPort: 80, ToPort: 80, Comment: "probe"}}},
+				&PeerSet{Name: "probe-x6", Family: IPv6, Ports: true, Exact: true, Elements: []Element{{Addrs: rangeOf("fd00::1", "fd00::1"), Proto: 132, FromPort: 80, ToPort: 80}}},
+			)
+			for _, s := range probeSets[len(probeSets)-4:] {
+				b.addSet(s)
+			}
+		}},
 		{"set lookups of concatenations (nft_lookup, nft_payload, nft_meta, nft_byteorder) and reject (nft_reject_inet)", func(b *batch) {
 			c := &Chain{Name: "probe-pod"}
 			for _, s := range probeSets {

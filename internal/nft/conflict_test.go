@@ -95,7 +95,7 @@ func TestRenderSharedAddress(t *testing.T) {
 		// client may send to app=web: shop/web, not the holders of
 		// 10.1.0.50 or fd00:1::60.
 		if tc.opts.Node != "node-b" {
-			st := m.ChainSet(ChainName("shop/client", policy.Egress), IPv4, false)
+			st := m.ChainSet(ChainName("shop/client", policy.Egress), IPv4, false, true)
 			if st == nil {
 				t.Fatalf("%+v: no egress address set for shop/client", tc.opts)
 			}

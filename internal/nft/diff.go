@@ -70,8 +70,9 @@ func (d *Delta) String() string {
 // at a cost that grows with the set (measured on Linux 6.18: 5 to 12 ms
 // per element deleted from a set of 5,000 elements, depending on its
 // position, against some 10 ms to load the whole set; sets of a hundred
-// elements cost well under a millisecond either way). Deleting an
-// element, a rule, a chain or a set costs nothing more: the kernel frees
+// elements cost well under a millisecond either way). Hash sets (exact
+// elements) are never recreated: a hash delete costs the same whatever the
+// set's size. Deleting an element, a rule, a chain or a set costs nothing more: the kernel frees
 // what a transaction deleted after an RCU grace period, in the
 // background, as long as the Applier keeps its netlink socket open (see
 // Applier.conn).
@@ -97,14 +98,14 @@ func Diff(old, new *Model) *Delta {
 		case o == s:
 			continue // shared by both models
 		}
-		if o.Ports != s.Ports || o.Family != s.Family {
+		if o.Ports != s.Ports || o.Family != s.Family || o.Exact != s.Exact {
 			d.ReplaceSets = append(d.ReplaceSets, s)
 			replaced[s.Name] = true
 			continue
 		}
 		del, add := diffElements(o.Elements, s.Elements)
 		switch {
-		case s.Ports && len(del) > replaceThreshold:
+		case s.Ports && !s.Exact && len(del) > replaceThreshold:
 			d.ReplaceSets = append(d.ReplaceSets, s)
 			replaced[s.Name] = true
 		case len(del)+len(add) > 0:

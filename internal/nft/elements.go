@@ -3,9 +3,13 @@ package nft
 import "github.com/netfence/netfence/internal/policy"
 
 // allowanceElements are the elements of an allowance's sets: for each family
-// (0 IPv4, 1 IPv6), those of its address set and of its ports set.
+// (0 IPv4, 1 IPv6), those of its address set and of its ports set, each
+// split into ranges (interval sets) and exact elements (hash sets): a
+// single address, and for a ports set a single address with a single
+// port.
 type allowanceElements struct {
-	all, ports [2][]Element
+	all, ports           [2][]Element
+	exactAll, exactPorts [2][]Element
 }
 
 // elementsOf translates a normalised allowance into set elements, in its
@@ -24,33 +28,34 @@ func elementsOf(n *policy.Normalized) *allowanceElements {
 		}
 		return c
 	}
-	var count [2][2]int
-	for i := range n.All {
-		count[0][n.All[i].From.Fam]++
-	}
-	for i := range n.Ports {
-		count[1][n.Ports[i].From.Fam]++
-	}
-	for f := range 2 {
-		if count[0][f] > 0 {
-			e.all[f] = make([]Element, 0, count[0][f])
-		}
-		if count[1][f] > 0 {
-			e.ports[f] = make([]Element, 0, count[1][f])
-		}
-	}
 	for i := range n.All {
 		r := &n.All[i]
 		f := r.From.Fam
-		e.all[f] = append(e.all[f], Element{Addrs: r.Addrs(), Comment: comment(r)})
+		el := Element{Addrs: r.Addrs(), Comment: comment(r)}
+		if el.exact() {
+			e.exactAll[f] = append(e.exactAll[f], el)
+		} else {
+			e.all[f] = append(e.all[f], el)
+		}
 	}
 	for i := range n.Ports {
 		r := &n.Ports[i]
 		f := r.From.Fam
-		e.ports[f] = append(e.ports[f], Element{
+		el := Element{
 			Addrs: r.Addrs(), Proto: r.Protocol, FromPort: r.FromPort, ToPort: r.ToPort,
 			Comment: comment(r),
-		})
+		}
+		if el.exact() {
+			e.exactPorts[f] = append(e.exactPorts[f], el)
+		} else {
+			e.ports[f] = append(e.ports[f], el)
+		}
 	}
 	return e
+}
+
+// exact reports whether the element is one address (and one port): a
+// hash set can hold it.
+func (e Element) exact() bool {
+	return e.Addrs.From == e.Addrs.To && e.FromPort == e.ToPort
 }

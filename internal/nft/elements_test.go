@@ -9,7 +9,7 @@ import (
 
 // TestElementsOf checks, for every pod and direction of random clusters,
 // that the set elements are the normalised allowance's rectangles in its
-// order, split by family, with the comment naming each rectangle's
+// order, split by family and into ranges and exact elements, with the comment naming each rectangle's
 // sources.
 func TestElementsOf(t *testing.T) {
 	var clusters []*cluster.Cluster
@@ -33,21 +33,33 @@ func TestElementsOf(t *testing.T) {
 				}
 				n := a.Normalize()
 				got := elementsOf(n)
-				var want [2][2][]Element
+				// Kinds: ranges of addresses, ranges of ports, exact
+				// addresses, exact ports (setAddrs...).
+				var want [setKinds][2][]Element
 				for _, r := range n.All {
 					addrs := r.Addrs()
-					want[0][family(addrs)] = append(want[0][family(addrs)], Element{Addrs: addrs, Comment: sourcesComment(n.SourcesOf(&r))})
+					e := Element{Addrs: addrs, Comment: sourcesComment(n.SourcesOf(&r))}
+					kind := setAddrs
+					if addrs.From == addrs.To {
+						kind = setExactAddrs
+					}
+					want[kind][family(addrs)] = append(want[kind][family(addrs)], e)
 				}
 				for _, r := range n.Ports {
 					addrs, svc := r.Addrs(), r.Service()
-					want[1][family(addrs)] = append(want[1][family(addrs)], Element{
+					e := Element{
 						Addrs: addrs, Proto: policy.ProtocolNumber(svc.Protocol),
 						FromPort: uint16(svc.FromPort), ToPort: uint16(svc.ToPort),
 						Comment: sourcesComment(n.SourcesOf(&r)),
-					})
+					}
+					kind := setPorts
+					if addrs.From == addrs.To && svc.FromPort == svc.ToPort {
+						kind = setExactPorts
+					}
+					want[kind][family(addrs)] = append(want[kind][family(addrs)], e)
 				}
 				for f := range 2 {
-					for kind, g := range [2][]Element{got.all[f], got.ports[f]} {
+					for kind, g := range [setKinds][]Element{got.all[f], got.ports[f], got.exactAll[f], got.exactPorts[f]} {
 						w := want[kind][f]
 						if len(g) != len(w) {
 							t.Fatalf("cluster %d %s %s family %d kind %d: %d elements, want %d", ci, p.Key(), dir, f, kind, len(g), len(w))

@@ -23,7 +23,8 @@ import (
 //     one that does not;
 //   - deleting an element that is not there, or adding one that is there
 //     or that overlaps one that is (interval sets hold disjoint intervals);
-//   - an element of the wrong family or shape for its set;
+//   - an element of the wrong family or shape for its set (a range, or
+//     a port range, in a hash set);
 //   - a rule looking up a set that does not exist or has another type;
 //   - a map element jumping to a chain that does not exist;
 //   - deleting a set a rule still looks up, or a chain a map element
@@ -197,6 +198,7 @@ type fakeSet struct {
 	name   string
 	family Family
 	ports  bool
+	exact  bool
 	elems  map[fakeElemKey]Element
 }
 
@@ -360,7 +362,7 @@ func (st *fakeState) addSet(s *PeerSet) error {
 	if s.Family != IPv4 && s.Family != IPv6 {
 		return fmt.Errorf("add set %s: family %d", s.Name, s.Family)
 	}
-	fs := &fakeSet{name: s.Name, family: s.Family, ports: s.Ports, elems: make(map[fakeElemKey]Element, len(s.Elements))}
+	fs := &fakeSet{name: s.Name, family: s.Family, ports: s.Ports, exact: s.Exact, elems: make(map[fakeElemKey]Element, len(s.Elements))}
 	if err := fs.add(s.Elements); err != nil {
 		return fmt.Errorf("add set %s: %w", s.Name, err)
 	}
@@ -418,6 +420,8 @@ func (fs *fakeSet) check(e Element) error {
 		return errors.New("port range ends before it starts")
 	case !fs.ports && (e.Proto != 0 || e.FromPort != 0 || e.ToPort != 0):
 		return errors.New("an address set's element has a protocol or ports")
+	case fs.exact && !e.exact():
+		return errors.New("a hash set's element is a range")
 	}
 	return nil
 }
@@ -590,7 +594,7 @@ func (st *fakeState) model() *Model {
 	}
 	for _, name := range slices.Sorted(maps.Keys(st.sets)) {
 		fs := st.sets[name]
-		s := &PeerSet{Name: fs.name, Family: fs.family, Ports: fs.ports}
+		s := &PeerSet{Name: fs.name, Family: fs.family, Ports: fs.ports, Exact: fs.exact}
 		if len(fs.elems) > 0 {
 			s.Elements = fs.sorted()
 		}
@@ -617,7 +621,7 @@ func canonical(m *Model) *Model {
 		out.Maps = append(out.Maps, cp)
 	}
 	for _, s := range m.Sets {
-		cp := &PeerSet{Name: s.Name, Family: s.Family, Ports: s.Ports}
+		cp := &PeerSet{Name: s.Name, Family: s.Family, Ports: s.Ports, Exact: s.Exact}
 		if len(s.Elements) > 0 {
 			cp.Elements = slices.Clone(s.Elements)
 			slices.SortFunc(cp.Elements, compareElements)

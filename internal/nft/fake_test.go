@@ -218,15 +218,28 @@ func TestFakeRefuses(t *testing.T) {
 	base := goldenModels()["shop-all"]
 	// A chain and its sets, and a map element jumping to the chain.
 	var chain *Chain
-	var addrSet, portSet *PeerSet
+	var addrSet, portSet, exactSet *PeerSet
 	for _, c := range base.Chains {
-		if s, p := base.ChainSet(c.Name, IPv4, false), base.ChainSet(c.Name, IPv4, true); s != nil && p != nil && len(p.Elements) > 0 {
+		s := base.ChainSet(c.Name, IPv4, false, false)
+		if s == nil {
+			s = base.ChainSet(c.Name, IPv4, false, true)
+		}
+		if p := base.ChainSet(c.Name, IPv4, true, false); s != nil && p != nil && len(p.Elements) > 0 {
 			chain, addrSet, portSet = c, s, p
 			break
 		}
 	}
 	if chain == nil {
-		t.Fatal("shop-all has no chain with an IPv4 address set and ports set")
+		t.Fatal("shop-all has no chain with an IPv4 address set and interval ports set")
+	}
+	for _, s := range base.Sets {
+		if s.Exact && s.Ports && s.Family == IPv4 {
+			exactSet = s
+			break
+		}
+	}
+	if exactSet == nil {
+		t.Fatal("shop-all has no IPv4 exact ports set")
 	}
 	var vm *VMap
 	var jump VMapElement
@@ -265,6 +278,8 @@ func TestFakeRefuses(t *testing.T) {
 		{"add an element that is there", &Delta{SetChanges: []SetChange{{Set: portSet, Add: []Element{elem}}}}, "it exists"},
 		{"add an element that is there, with another comment", &Delta{SetChanges: []SetChange{{Set: portSet, Add: []Element{{Addrs: elem.Addrs, Proto: elem.Proto, FromPort: elem.FromPort, ToPort: elem.ToPort, Comment: "x"}}}}}, "it exists"},
 		{"add an overlapping element", &Delta{SetChanges: []SetChange{{Set: portSet, Add: []Element{overlapping}}}}, "overlaps"},
+		{"add a range to a hash set", &Delta{SetChanges: []SetChange{{Set: exactSet, Add: []Element{{Addrs: rangeOf("192.0.2.1", "192.0.2.2"), Proto: 6, FromPort: 1, ToPort: 1}}}}}, "a range"},
+		{"add a port range to a hash set", &Delta{SetChanges: []SetChange{{Set: exactSet, Add: []Element{{Addrs: rangeOf("192.0.2.1", "192.0.2.1"), Proto: 6, FromPort: 1, ToPort: 2}}}}}, "a range"},
 		{"add an element of the other family", &Delta{SetChanges: []SetChange{{Set: portSet, Add: []Element{v6}}}}, "not an IPv4 range"},
 		{"change a set that is not there", &Delta{SetChanges: []SetChange{{Set: &PeerSet{Name: "p4-ghost", Family: IPv4, Ports: true}, Add: []Element{other}}}}, "no such set"},
 		{"add a set that is there", &Delta{AddSets: []*PeerSet{addrSet}}, "it exists"},

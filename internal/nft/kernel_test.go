@@ -454,8 +454,9 @@ func TestLargeSets(t *testing.T) {
 	replaced := 0
 	for step := 0; step < 7; step++ {
 		// The last step relabels many pods at once, so that large
-		// concatenated sets lose enough elements to be replaced.
-		for k := 0; k < 1 || (step == 6 && k < 60); k++ {
+		// concatenated interval sets lose enough elements to be
+		// replaced (most peers are exact: their hash sets are not).
+		for k := 0; k < 1 || (step == 6 && k < 200); k++ {
 			p := c.Pods[r.IntN(len(c.Pods))]
 			c = relabel(c, p.Key(), genApps[r.IntN(len(genApps))])
 		}
@@ -492,7 +493,9 @@ func TestUpdateSharedSets(t *testing.T) {
 				fmt.Sprintf("10.0.1.%d", i+1), fmt.Sprintf("fd00:1::%x", i+1)))
 		}
 		np := netpol("x", "allow", sel("role", "target"))
-		ingress(np, peers(podPeer(sel("role", "peer"), nil)), npPort(tcp, 80))
+		// A port range (interval ports sets, replaced when they lose
+		// many elements) and a single port (exact ports sets).
+		ingress(np, peers(podPeer(sel("role", "peer"), nil)), npPort(tcp, 80, 81), npPort(tcp, 8080))
 		extra := netpol("x", "extra", sel("app", "b"))
 		ingress(extra, peers(blockPeer("192.168.0.0/24")))
 		return render(cluster.New(nil, pods, []*networkingv1.NetworkPolicy{np, extra}), Options{AllLocal: true})

@@ -24,18 +24,22 @@
 //     in that direction to a jump to the pod's chain for that direction;
 //   - a pod's chain (in-HASH or out-HASH) accepts (ingress) or returns
 //     (egress, so that the destination's ingress check follows) when the
-//     peer address is in the pod's address set (allowed on every protocol
-//     and port), or when peer address . protocol . destination port is in
-//     the pod's concatenated interval set; anything else meets the final
-//     verdict (drop, or reject);
+//     peer address is in one of the pod's address sets (allowed on every
+//     protocol and port), or when peer address . protocol . destination
+//     port is in one of its ports sets; anything else meets the final
+//     verdict (drop, or reject). Single peer addresses (with a single
+//     port) are in hash sets, looked up first: x4-HASH (address .
+//     protocol . port) and e4-HASH (address); ranges are in interval
+//     sets: a4-HASH (address ranges) and p4-HASH (concatenated address
+//     range . protocol . port range); x6, e6, a6 and p6 for IPv6;
 //   - pods whose allowances are alike (same direction, isolating policies
 //     and, for ingress, named port numbers: typically the pods of one
-//     workload) share their sets, a4-HASH and p4-HASH for IPv4, a6-HASH
-//     and p6-HASH for IPv6; each element is stored once per workload, not
-//     once per pod.
+//     workload) share their sets; each element is stored once per
+//     workload, not once per pod.
 //
-// A packet therefore costs one map lookup and at most two set lookups per
-// direction, however many policies there are.
+// A packet therefore costs one map lookup and at most four set lookups
+// per direction (two hash, two interval), however many policies there
+// are; a peer pod allowed on a port is found by the first, a hash lookup.
 package nft
 
 import (
@@ -164,13 +168,19 @@ type VMapElement struct {
 // policies and (for Ingress) named port numbers, and the chains of every
 // local pod with that combination look it up.
 type PeerSet struct {
-	// Name is "a4-", "p4-", "a6-" or "p6-" (address or ports set, and
-	// family) and a hash of that combination (see Renderer).
+	// Name is "a4-", "p4-", "e4-" or "x4-" (address or ports set, of
+	// ranges or exact; "6" for IPv6) and a hash of that combination (see
+	// Renderer).
 	Name   string
 	Family Family
 	// Ports is true for a concatenated address . inet_proto . inet_service
 	// set; false for an address set.
 	Ports bool
+	// Exact is true for a hash set (no interval flag: one O(1) lookup,
+	// cheap element deletes) whose elements are each a single address,
+	// and for a ports set a single address with a single port; false for
+	// an interval set (rbtree for addresses, pipapo for ports).
+	Exact bool
 	// Elements are disjoint, in policy.Normalized order: by address for an
 	// address set; by protocol, port range, then address for a ports set.
 	Elements []Element
@@ -437,11 +447,12 @@ func (m *Model) ChainSets(chain string) []*PeerSet {
 	return out
 }
 
-// ChainSet returns the address set (ports false) or ports set of a family
-// that a chain looks up, or nil.
-func (m *Model) ChainSet(chain string, fam Family, ports bool) *PeerSet {
+// ChainSet returns the address set (ports false) or ports set of a family,
+// of exact elements (hash set) or of ranges (interval set), that a chain
+// looks up, or nil.
+func (m *Model) ChainSet(chain string, fam Family, ports, exact bool) *PeerSet {
 	for _, s := range m.ChainSets(chain) {
-		if s.Family == fam && s.Ports == ports {
+		if s.Family == fam && s.Ports == ports && s.Exact == exact {
 			return s
 		}
 	}

@@ -56,9 +56,10 @@ func addrType(f Family) nftables.SetDatatype {
 	return nftables.TypeIP6Addr
 }
 
-// nftSet describes a model set for creation.
+// nftSet describes a model set for creation: an interval set (rbtree,
+// or pipapo for a concatenation), or for an exact set a hash set.
 func nftSet(t *nftables.Table, s *PeerSet) *nftables.Set {
-	ns := &nftables.Set{Table: t, Name: s.Name, ID: nextSetID(), Interval: true, KeyType: addrType(s.Family)}
+	ns := &nftables.Set{Table: t, Name: s.Name, ID: nextSetID(), Interval: !s.Exact, KeyType: addrType(s.Family)}
 	if s.Ports {
 		ns.Concatenation = true
 		ns.KeyType = concat4
@@ -95,8 +96,8 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 // setElements encodes a set's elements. An address set is an rbtree
 // interval set: a start element and, unless the range ends at the last
 // address, an interval-end element one past its end. A ports set is a
-// pipapo set whose elements carry their end key. The keys share one
-// buffer.
+// pipapo set whose elements carry their end key. An exact set is a hash
+// set whose elements are their key alone. The keys share one buffer.
 func setElements(s *PeerSet, elems []Element) []nftables.SetElement {
 	out := make([]nftables.SetElement, 0, 2*len(elems))
 	size := 0
@@ -110,7 +111,17 @@ func setElements(s *PeerSet, elems []Element) []nftables.SetElement {
 		return buf[n:len(buf):len(buf)]
 	}
 	for _, e := range elems {
-		if s.Ports {
+		switch {
+		case s.Exact && s.Ports:
+			out = append(out, nftables.SetElement{
+				Key:     key(func(b []byte) []byte { return appendPortKey(b, e.Addrs.From, e.Proto, e.FromPort) }),
+				Comment: e.Comment,
+			})
+			continue
+		case s.Exact:
+			out = append(out, nftables.SetElement{Key: key(func(b []byte) []byte { return appendAddr(b, e.Addrs.From) }), Comment: e.Comment})
+			continue
+		case s.Ports:
 			out = append(out, nftables.SetElement{
 				Key:     key(func(b []byte) []byte { return appendPortKey(b, e.Addrs.From, e.Proto, e.FromPort) }),
 				KeyEnd:  key(func(b []byte) []byte { return appendPortKey(b, e.Addrs.To, e.Proto, e.ToPort) }),

@@ -140,20 +140,22 @@ func TestDiff(t *testing.T) {
 	}
 	// client is relabelled: client-egress no longer selects it (its
 	// egress chain keeps only the default-deny drop and loses its sets),
-	// web-1 and web-2 lose it as an http source (web's IPv6 port sets
-	// become empty and go), and db-1 loses it on 5000-5431. The maps do not
-	// change: client is still isolated by default-deny.
+	// web-1 and web-2 lose it as an http source (their exact ports sets,
+	// holding only client, become empty and go), and db-1 loses it on
+	// 5000-5431 (a range: its interval ports set). The maps do not change:
+	// client is still isolated by default-deny.
 	b := render(relabel(c, "shop/client", "monitor"), Options{AllLocal: true})
 	d := Diff(a, b)
 	out := ChainName("shop/client", policy.Egress)
 	web1, web2 := ChainName("shop/web-1", policy.Ingress), ChainName("shop/web-2", policy.Ingress)
 	db := ChainName("shop/db-1", policy.Ingress)
-	set := func(chain string, fam Family) string { return a.ChainSet(chain, fam, true).Name }
+	set := func(chain string, fam Family, exact bool) string { return a.ChainSet(chain, fam, true, exact).Name }
 	want := []string{
-		"-set " + set(out, IPv4), "-set " + set(out, IPv6),
-		"-set " + set(web1, IPv6), "-set " + set(web2, IPv6),
+		"-set " + set(out, IPv4, false), "-set " + set(out, IPv6, false), "-set " + set(out, IPv4, true), "-set " + set(out, IPv6, true),
+		"-set " + set(web1, IPv4, true), "-set " + set(web1, IPv6, true),
+		"-set " + set(web2, IPv4, true), "-set " + set(web2, IPv6, true),
 		"~chain " + out, "~chain " + web1, "~chain " + web2,
-		"~set " + set(db, IPv4) + " +0 -1", "~set " + set(web1, IPv4) + " +0 -1", "~set " + set(web2, IPv4) + " +0 -1",
+		"~set " + set(db, IPv4, false) + " +0 -1",
 	}
 	slices.Sort(want)
 	if got := d.Names(); !slices.Equal(got, want) {
@@ -168,7 +170,10 @@ func TestDiff(t *testing.T) {
 }
 
 func TestDiffReplacesPortSets(t *testing.T) {
-	mk := func(n int) *Model {
+	// A port range keeps the elements in a concatenated interval set,
+	// which is recreated beyond replaceThreshold deletions; single ports
+	// go to a hash set, whose elements are always deleted one by one.
+	mk := func(n int, ports ...int32) *Model {
 		var pods []*cluster.Pod
 		for i := 0; i < n; i++ {
 			// Every other address, so that no two peers merge.
@@ -176,22 +181,25 @@ func TestDiffReplacesPortSets(t *testing.T) {
 		}
 		pods = append(pods, pod("x", "target", "n", map[string]string{"role": "target"}, "10.0.1.1"))
 		np := netpol("x", "allow", sel("role", "target"))
-		ingress(np, peers(podPeer(sel("role", "peer"), nil)), npPort(tcp, 80))
+		ingress(np, peers(podPeer(sel("role", "peer"), nil)), npPort(tcp, 80, ports...))
 		return render(cluster.New(nil, pods, []*networkingv1.NetworkPolicy{np}), Options{AllLocal: true})
 	}
 	in := ChainName("x/target", policy.Ingress)
-	set := mk(1).ChainSet(in, IPv4, true).Name
+	set := mk(1, 81).ChainSet(in, IPv4, true, false).Name
+	exact := mk(1).ChainSet(in, IPv4, true, true).Name
 	for _, tc := range []struct {
 		from, to int
+		ports    []int32
 		want     []string
 	}{
-		{5, 6, []string{"~set " + set + " +1 -0"}},
-		{6, 5, []string{"~set " + set + " +0 -1"}},
-		{6, 3, []string{"~set " + set + " +0 -3"}},
-		{12, 3, []string{"=set " + set, "~chain " + in}},
+		{5, 6, []int32{81}, []string{"~set " + set + " +1 -0"}},
+		{6, 5, []int32{81}, []string{"~set " + set + " +0 -1"}},
+		{6, 3, []int32{81}, []string{"~set " + set + " +0 -3"}},
+		{12, 3, []int32{81}, []string{"=set " + set, "~chain " + in}},
+		{12, 3, nil, []string{"~set " + exact + " +0 -9"}},
 	} {
-		if got := Diff(mk(tc.from), mk(tc.to)).Names(); !slices.Equal(got, tc.want) {
-			t.Errorf("%d -> %d peers: got %v, want %v", tc.from, tc.to, got, tc.want)
+		if got := Diff(mk(tc.from, tc.ports...), mk(tc.to, tc.ports...)).Names(); !slices.Equal(got, tc.want) {
+			t.Errorf("%d -> %d peers (ports 80 %v): got %v, want %v", tc.from, tc.to, tc.ports, got, tc.want)
 		}
 	}
 }

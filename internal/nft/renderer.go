@@ -89,9 +89,9 @@ type entry struct {
 	// sum identifies the combination independently of the renderer's
 	// history; set names derive from it.
 	sum [sha256.Size]byte
-	// sets are indexed by family (0: IPv4, 1: IPv6) and kind (0: address
-	// set, 1: ports set); nil when empty.
-	sets [2][2]*PeerSet
+	// sets are indexed by family (0: IPv4, 1: IPv6) and kind (setAddrs,
+	// setPorts, setExactAddrs, setExactPorts); nil when empty.
+	sets [2][setKinds]*PeerSet
 	// What the allowance depends on besides its key.
 	peers  []string
 	anyPod bool
@@ -349,7 +349,7 @@ func (r *Renderer) build(s *policy.Set) *Model {
 			if !slices.ContainsFunc(it.addrs, func(ip netip.Addr) bool { return familyOf(ip) == fam }) {
 				continue // the chain never sees this family
 			}
-			for kind := range 2 {
+			for _, kind := range lookupOrder {
 				st := it.e.sets[fi][kind]
 				if st == nil {
 					continue
@@ -480,24 +480,37 @@ func (r *Renderer) resolve(pod *cluster.Pod, dir policy.Direction, iso []*policy
 	}
 	n := elementsOf(r.norm.Normalize(a))
 	for fi, fam := range []Family{IPv4, IPv6} {
-		if len(n.all[fi]) > 0 {
-			e.sets[fi][0] = &PeerSet{Name: setName(e.sum, fam, 0, false), Family: fam, Elements: n.all[fi]}
-		}
-		if len(n.ports[fi]) > 0 {
-			e.sets[fi][1] = &PeerSet{Name: setName(e.sum, fam, 1, false), Family: fam, Ports: true, Elements: n.ports[fi]}
+		for kind, elems := range [setKinds][]Element{n.all[fi], n.ports[fi], n.exactAll[fi], n.exactPorts[fi]} {
+			if len(elems) > 0 {
+				e.sets[fi][kind] = &PeerSet{Name: setName(e.sum, fam, kind, false), Family: fam,
+					Ports: kind == setPorts || kind == setExactPorts, Exact: kind >= setExactAddrs, Elements: elems}
+			}
 		}
 	}
 	return e
 }
 
-// setName names a set of an entry: "a4-", "p4-", "a6-" or "p6-" (address
-// or ports set, family) and the first 16 hex digits of the entry's
-// identity, or all of them.
+// Kinds of an entry's sets, and the letter their names start with.
+const (
+	setAddrs      = iota // interval set of address ranges ("a")
+	setPorts             // concatenated interval set of address range . protocol . port range ("p")
+	setExactAddrs        // hash set of single addresses ("e")
+	setExactPorts        // hash set of single address . protocol . single port ("x")
+	setKinds
+)
+
+// lookupOrder is the order in which a pod's chain looks up the sets of a
+// family: the hash sets (one O(1) lookup each) before the interval sets,
+// exact ports first, as most policies name ports and most peers are pods.
+// Every rule accepts (or returns), so the order does not change what is
+// allowed, only how many lookups the common case costs.
+var lookupOrder = [setKinds]int{setExactPorts, setExactAddrs, setAddrs, setPorts}
+
+// setName names a set of an entry: "a4-", "p4-", "e4-", "x4-" (kind, see
+// setAddrs) or the same with 6 (family), and the first 16 hex digits of
+// the entry's identity, or all of them.
 func setName(sum [sha256.Size]byte, fam Family, kind int, long bool) string {
-	prefix := "a"
-	if kind == 1 {
-		prefix = "p"
-	}
+	prefix := string("apex"[kind])
 	if fam == 0 {
 		fam = IPv4
 	}
@@ -539,8 +552,8 @@ func conflictWords(it podDir) string {
 }
 
 // renderChain builds the chain of a local pod for a direction, whose rules
-// look up the named sets (address and ports sets of each family the pod
-// has).
+// look up the named sets (address and ports sets, exact and ranges, of
+// each family the pod has), in order.
 func renderChain(name string, it podDir, setNames []string, deny Deny) *Chain {
 	egress := it.dir == policy.Egress
 	ch := &Chain{Name: name, Pod: it.pod.Key(), Direction: it.dir}
@@ -558,7 +571,7 @@ func renderChain(name string, it podDir, setNames []string, deny Deny) *Chain {
 		if n[1] == '6' {
 			fam = IPv6
 		}
-		if n[0] == 'a' {
+		if n[0] == 'a' || n[0] == 'e' {
 			ch.Rules = append(ch.Rules, Rule{Kind: RuleAddr, Family: fam, Set: n, Egress: egress,
 				Comment: truncate(what + ": peers allowed on all ports" + by)})
 		} else {

@@ -142,7 +142,9 @@ func (m *Model) Text() string {
 		} else {
 			fmt.Fprintf(&b, "\t\ttype %s\n", s.Family.addrType())
 		}
-		b.WriteString("\t\tflags interval\n")
+		if !s.Exact {
+			b.WriteString("\t\tflags interval\n")
+		}
 		if len(s.Elements) > 0 {
 			b.WriteString("\t\telements = {\n")
 			for i, e := range s.Elements {

@@ -91,9 +91,10 @@ func RenderScenario(s Scenario) (*nft.Model, time.Duration, error) {
 	return m, time.Since(t0), nil
 }
 
-// ServerSets returns the IPv4 sets the server's ingress chain looks up in
-// m (nil when it has none of that kind), and whether m sends the server's
-// address to that chain.
+// ServerSets returns what the IPv4 sets the server's ingress chain looks
+// up in m hold: its address sets (exact and ranges) merged into addr, its
+// ports sets into ports (nil when it has none of that kind); and whether
+// m sends the server's address to that chain.
 func ServerSets(m *nft.Model) (addr, ports *nft.PeerSet, ok bool) {
 	ch := nft.ChainName(ServerPod().Key(), policy.Ingress)
 	c := m.Chain(ch)
@@ -108,11 +109,16 @@ func ServerSets(m *nft.Model) (addr, ports *nft.PeerSet, ok bool) {
 		if s == nil || s.Family != nft.IPv4 {
 			continue
 		}
+		p := &addr
 		if s.Ports {
-			ports = s
-		} else {
-			addr = s
+			p = &ports
 		}
+		if *p == nil {
+			*p = &nft.PeerSet{Name: s.Name, Family: s.Family, Ports: s.Ports}
+		} else {
+			(*p).Name += "+" + s.Name
+		}
+		(*p).Elements = append((*p).Elements, s.Elements...)
 	}
 	vm := m.Map(nft.MapIngress4)
 	ok = vm != nil && slices.ContainsFunc(vm.Elements, func(e nft.VMapElement) bool { return e.Addr == ServerAddr && e.Chain == ch })
