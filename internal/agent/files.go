@@ -442,14 +442,27 @@ func (w *watcher) addTree(root string) error {
 }
 
 // rewatch adds the watches of every path again (after a path reappeared,
-// or while the source is failing). Adding a watch twice is harmless.
-func (w *watcher) rewatch() {
+// while the source is failing, and periodically: a folder moved away and
+// back can lose its watch to the event of the move). Adding a watch twice
+// is harmless. It reports whether a watch was missing, in which case
+// changes may have gone unseen and the caller must read the source again.
+func (w *watcher) rewatch() bool {
+	before := map[string]bool{}
+	for _, p := range w.fsw.WatchList() {
+		before[p] = true
+	}
 	for parent := range w.parents {
 		_ = w.fsw.Add(parent)
 	}
 	for _, p := range w.src.Paths {
 		_ = w.addTree(p)
 	}
+	for _, p := range w.fsw.WatchList() {
+		if !before[p] {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *watcher) loop(ctx context.Context, debounce time.Duration, changed func()) error {

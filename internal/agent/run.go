@@ -117,6 +117,10 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 	if !sync() {
 		retry = time.After(opts.Retry)
 	}
+	// Watches are checked every Retry: one lost (a folder moved away and
+	// back) is set up again and the source read again.
+	watchCheck := time.NewTicker(opts.Retry)
+	defer watchCheck.Stop()
 	var tick <-chan time.Time
 	if opts.Resync > 0 {
 		t := time.NewTicker(opts.Resync)
@@ -134,6 +138,11 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 		case <-tick:
 		case <-retry:
 			w.rewatch()
+		case <-watchCheck.C:
+			if !w.rewatch() {
+				continue
+			}
+			log.Info("a watch on the manifests was lost and is set up again; reading them again")
 		}
 		retry = nil
 		if !sync() {
