@@ -91,11 +91,13 @@ func ProtocolOf(n uint8) corev1.Protocol {
 // cluster-scoped tiers) flatten into the same form, rule by rule in their
 // order: normalise the rule alone, label its rectangles with its action,
 // take from its All the addresses of the All of earlier rules, and from its
-// Ports the addresses of both the All and the Ports of earlier rules (the
-// subtraction Normalize already does with All), then append them. What an
-// earlier rule covers is then never covered again, and where a later All
-// rectangle overlaps an earlier Ports rectangle, Ports wins by the lookup
-// order above, as it must. Rectangles with equal actions then merge as
+// Ports the addresses of the All of earlier rules (the subtraction
+// Normalize already does with All) and the earlier Ports rectangles in
+// address × protocol × port space (an earlier TCP/80 rule must not take
+// TCP/443 away from a later one), then append them. What an earlier rule
+// covers is then never covered again, and where a later All rectangle
+// overlaps an earlier Ports rectangle, Ports wins by the lookup order
+// above, as it must. Rectangles with equal actions then merge as
 // today, and the renderer makes one set (or verdict map) per action. A
 // non-terminal action such as Log flattens the same way in a layer of its
 // own.
