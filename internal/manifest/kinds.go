@@ -158,3 +158,28 @@ func otherGroupMessage(kind, apiVersion string) string {
 func legacyMessage(apiVersion, readAs string) string {
 	return fmt.Sprintf("apiVersion %q is deprecated (no longer served since Kubernetes 1.16); read as %s, which has the same schema", apiVersion, readAs)
 }
+
+// unenforcedPolicyKinds are policy kinds of other APIs that a user may
+// expect netfence to read: the cluster-scoped policies of
+// sigs.k8s.io/network-policy-api and the CNIs' own. They are skipped, and
+// a warning says so, because every answer then leaves them out.
+var unenforcedPolicyKinds = map[string]bool{
+	"ClusterNetworkPolicy":           true, // policy.networking.k8s.io (network-policy-api)
+	"AdminNetworkPolicy":             true,
+	"BaselineAdminNetworkPolicy":     true,
+	"GlobalNetworkPolicy":            true, // Calico
+	"StagedNetworkPolicy":            true,
+	"StagedGlobalNetworkPolicy":      true,
+	"StagedKubernetesNetworkPolicy":  true,
+	"CiliumNetworkPolicy":            true,
+	"CiliumClusterwideNetworkPolicy": true,
+}
+
+// unenforcedPolicyKind returns the warning for a policy kind netfence does
+// not read yet.
+func unenforcedPolicyKind(kind, apiVersion string) (string, bool) {
+	if !unenforcedPolicyKinds[kind] {
+		return "", false
+	}
+	return fmt.Sprintf("%s (%s) is not read by netfence yet: this answer leaves it out, and the agent does not enforce it", kind, apiVersion), true
+}

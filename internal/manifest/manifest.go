@@ -416,6 +416,8 @@ func (r *docResult) addItem(loc Location, apiVersion string, data []byte) Errors
 	if !known {
 		if k := suggestKind(loc.Kind); k != "" {
 			r.warn(loc, nearMissMessage(loc.Kind, k))
+		} else if msg, ok := unenforcedPolicyKind(loc.Kind, apiVersion); ok {
+			r.warn(loc, msg)
 		}
 		r.skipped = append(r.skipped, Skipped{Location: loc, APIVersion: apiVersion})
 		return nil

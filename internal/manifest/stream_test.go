@@ -259,3 +259,35 @@ func TestLoadDuplicateNamesBothFiles(t *testing.T) {
 		t.Errorf("errors\n  %s\nwant\n  %s", strings.Join(lines, "\n  "), strings.Join(want, "\n  "))
 	}
 }
+
+// TestUnenforcedPolicyKindsWarn: a ClusterNetworkPolicy or a CNI's own
+// policy kind is skipped with a warning, never silently.
+func TestUnenforcedPolicyKindsWarn(t *testing.T) {
+	in := `apiVersion: policy.networking.k8s.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: deny-all}
+---
+apiVersion: crd.projectcalico.org/v1
+kind: GlobalNetworkPolicy
+metadata: {name: g}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c, namespace: x}
+`
+	objs, err := (&manifest.Loader{Stdin: strings.NewReader(in)}).Load([]string{"-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs.Skipped) != 3 {
+		t.Fatalf("skipped %d, want 3", len(objs.Skipped))
+	}
+	if len(objs.Warnings) != 2 {
+		t.Fatalf("warnings %v, want one for each policy kind and none for the ConfigMap", objs.Warnings)
+	}
+	for i, kind := range []string{"ClusterNetworkPolicy", "GlobalNetworkPolicy"} {
+		if w := objs.Warnings[i].String(); !strings.Contains(w, kind) || !strings.Contains(w, "not read by netfence yet") {
+			t.Errorf("warning %d: %s", i, w)
+		}
+	}
+}
