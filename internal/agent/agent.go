@@ -157,29 +157,16 @@ func (a *Agent) render(c *cluster.Cluster) (*nft.Model, *policy.Set, []Fallback)
 	rejected := set.Rejected
 	sub, fallbacks := a.failClosed(c, set)
 	if sub != nil {
+		// A last compiled version compiles again, and a deny stand-in
+		// always does unless its namespace is invalid — and no pod can be
+		// in such a namespace, so leaving it out opens nothing.
 		set = a.compiler.NewSet(sub)
-		// A stand-in can itself fail to compile only if the last good
-		// version no longer does; deny then.
-		for len(set.Rejected) > 0 {
-			again, more := a.failClosedDeny(sub, set)
-			fallbacks = append(fallbacks, more...)
-			sub = again
-			set = a.compiler.NewSet(sub)
-		}
 		set.Rejected = rejected
 	}
 	a.remember(set, fallbacks)
 	seen := map[string]bool{}
 	for _, fb := range fallbacks {
-		var r *policy.Rejection
-		for _, rj := range rejected {
-			if rj.Policy.Namespace+"/"+rj.Policy.Name == fb.Policy {
-				r = rj
-			}
-		}
-		if r == nil {
-			continue
-		}
+		r := fb.Rejection
 		key := fb.Policy + "@" + r.Policy.ResourceVersion + "@" + fb.Action
 		seen[key] = true
 		if a.reported[key] {
@@ -213,17 +200,6 @@ func (a *Agent) warnConflicts(c *cluster.Cluster) {
 		}
 	}
 	a.warned = seen
-}
-
-// failClosedDeny replaces every rejected policy of set by its DenyVersion.
-func (a *Agent) failClosedDeny(c *cluster.Cluster, set *policy.Set) (*cluster.Cluster, []Fallback) {
-	saved := a.lastCompiled
-	a.lastCompiled = map[string]*networkingv1.NetworkPolicy{}
-	defer func() { a.lastCompiled = saved }()
-	for _, r := range set.Rejected {
-		delete(saved, r.Policy.Namespace+"/"+r.Policy.Name)
-	}
-	return a.failClosed(c, set)
 }
 
 // Sync brings the dataplane to the state the cluster asks for: the first

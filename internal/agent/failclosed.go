@@ -1,15 +1,19 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
-	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/policy"
+	"github.com/netfence/netfence/internal/validation"
 )
 
 // Fallback is what the agent enforces instead of a policy it cannot
@@ -18,14 +22,15 @@ type Fallback struct {
 	// Policy is "namespace/name".
 	Policy string
 	// Reason classifies why it did not compile: "invalid" (the API
-	// server's validation rules, as netfence reads them), "selector" (a
-	// selector netfence cannot evaluate) or "compile".
+	// server's validation rules, as netfence reads them) or "compile"
+	// (anything else).
 	Reason string
 	// Action is "last-good" (its last compiled version stays in force) or
 	// "deny" (it never compiled: the pods it selects are isolated in its
 	// policyTypes with no allows).
 	Action string
-	Err    error
+	// Rejection is the policy as read and why it did not compile.
+	Rejection *policy.Rejection
 }
 
 // Fallback actions.
@@ -34,13 +39,18 @@ const (
 	ActionDeny     = "deny"
 )
 
+// failClosedAnnotation marks a DenyVersion stand-in.
+const failClosedAnnotation = "netfence.io/fail-closed"
+
 // DenyVersion returns the fail-closed stand-in of a policy that cannot be
-// enforced as written: the same namespace, name and pod selector, isolating
-// in the directions its policyTypes name, with no rules, so the pods it
-// selects get nothing from it. A pod selector netfence cannot evaluate is
-// replaced by the empty selector (every pod of the namespace), and
-// policyTypes that name no known direction by both directions: when in
-// doubt, more pods are isolated, never fewer.
+// enforced as written: the same namespace and pod selector, isolating in
+// the directions its policyTypes name, with no rules, so the pods it
+// selects get nothing from it. It always compiles (unless its namespace is
+// invalid, which no pod can be in): a pod selector netfence cannot
+// evaluate is replaced by the empty selector (every pod of the namespace),
+// policyTypes that name no known direction by both directions — when in
+// doubt, more pods are isolated, never fewer — and it carries no labels
+// and, when the name itself is invalid, a valid name derived from it.
 func DenyVersion(np *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicy {
 	out := &networkingv1.NetworkPolicy{
 		TypeMeta: np.TypeMeta,
@@ -49,24 +59,21 @@ func DenyVersion(np *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicy {
 			Name:            np.Name,
 			UID:             np.UID,
 			ResourceVersion: np.ResourceVersion,
-			Labels:          np.Labels,
-			Annotations:     map[string]string{"netfence.io/fail-closed": "deny: the policy as written is not enforced"},
+			Annotations:     map[string]string{failClosedAnnotation: "deny: the policy as written is not enforced"},
 		},
 	}
 	if out.Namespace == "" {
 		out.Namespace = "default"
 	}
-	if _, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector); err == nil && selectorValid(np.Spec.PodSelector) {
+	if len(utilvalidation.IsDNS1123Subdomain(out.Name)) > 0 {
+		sum := sha256.Sum256([]byte(np.Name))
+		out.Name = "netfence-deny-" + hex.EncodeToString(sum[:8])
+	}
+	if len(validation.NetworkPolicySpec(&networkingv1.NetworkPolicySpec{PodSelector: np.Spec.PodSelector}, field.NewPath("spec"))) == 0 {
 		out.Spec.PodSelector = *np.Spec.PodSelector.DeepCopy()
 	}
 	types := policy.PolicyTypes(&np.Spec)
-	known := false
-	for _, t := range np.Spec.PolicyTypes {
-		if t == networkingv1.PolicyTypeIngress || t == networkingv1.PolicyTypeEgress {
-			known = true
-		}
-	}
-	if len(np.Spec.PolicyTypes) > 0 && !known {
+	if len(np.Spec.PolicyTypes) > 0 && !types[policy.Ingress] && !types[policy.Egress] {
 		types = [2]bool{true, true}
 	}
 	if types[policy.Ingress] {
@@ -78,23 +85,11 @@ func DenyVersion(np *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicy {
 	return out
 }
 
-// selectorValid reports whether the deny stand-in may keep the selector:
-// it must compile as part of a policy.
-func selectorValid(sel metav1.LabelSelector) bool {
-	probe := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: "default"}}
-	probe.Spec.PodSelector = sel
-	_, err := policy.Compile(probe)
-	return err == nil
-}
-
 // reason classifies a compile error.
 func reason(err error) string {
 	var agg utilerrors.Aggregate
-	switch {
-	case errors.As(err, &agg):
+	if errors.As(err, &agg) {
 		return "invalid"
-	case strings.Contains(err.Error(), "podSelector"), strings.Contains(err.Error(), "Selector"):
-		return "selector"
 	}
 	return "compile"
 }
@@ -111,7 +106,7 @@ func (a *Agent) failClosed(c *cluster.Cluster, set *policy.Set) (*cluster.Cluste
 	var out []Fallback
 	for _, r := range set.Rejected {
 		key := r.Policy.Namespace + "/" + r.Policy.Name
-		fb := Fallback{Policy: key, Reason: reason(r.Err), Err: r.Err}
+		fb := Fallback{Policy: key, Reason: reason(r.Err), Rejection: r}
 		if prev, ok := a.lastCompiled[key]; ok {
 			replace[key] = prev
 			fb.Action = ActionLastGood
@@ -146,7 +141,7 @@ func (a *Agent) remember(set *policy.Set, fallbacks []Fallback) {
 	for _, p := range set.Policies {
 		key := p.Key()
 		live[key] = true
-		if !substituted[key] {
+		if !substituted[key] && p.Source.Annotations[failClosedAnnotation] == "" {
 			a.lastCompiled[key] = p.Source
 		}
 	}

@@ -372,3 +372,31 @@ func TestNeverValidFilePolicyDenies(t *testing.T) {
 		t.Fatal("the fixed policy does not apply")
 	}
 }
+
+// TestDenyVersionAlwaysCompiles: a policy invalid in its metadata (labels,
+// name) also gets a deny stand-in that compiles, and rendering terminates.
+func TestDenyVersionAlwaysCompiles(t *testing.T) {
+	nss, pods := podsOnly(t)
+	badLabels := invalidPolicy("web")
+	badLabels.Labels = map[string]string{"not a key!": "x"}
+	badName := invalidPolicy(strings.Repeat("n", 250) + ".conflict-2" + "-x")
+	for _, np := range []*networkingv1.NetworkPolicy{badLabels, badName} {
+		d := DenyVersion(np)
+		if _, err := policy.Compile(d); err != nil {
+			t.Fatalf("the stand-in of %s does not compile: %v", np.Name[:10], err)
+		}
+		done := make(chan *policy.Set, 1)
+		go func() {
+			_, set := New(Config{Render: nft.Options{Node: "n1"}}).Render(cluster.New(nss, pods, []*networkingv1.NetworkPolicy{np}))
+			done <- set
+		}()
+		select {
+		case set := <-done:
+			if clientToWeb(t, set) {
+				t.Errorf("%s...: a policy invalid in its metadata opened its pod", np.Name[:10])
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("rendering a policy invalid in its metadata does not terminate")
+		}
+	}
+}

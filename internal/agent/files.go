@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -287,17 +288,7 @@ func (s *FileSource) list() ([]string, error) {
 		}
 	}
 	sort.Strings(files)
-	return slicesCompact(files), nil
-}
-
-func slicesCompact(s []string) []string {
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
+	return slices.Compact(files), nil
 }
 
 // manifestFile reports whether a file name is one the loader reads.
@@ -391,8 +382,8 @@ func (s *FileSource) Watch(ctx context.Context, debounce time.Duration, changed 
 type watcher struct {
 	src *FileSource
 	fsw *fsnotify.Watcher
-	// parents maps a watched parent folder to the paths under it.
-	parents map[string][]string
+	// parents are the folders holding the paths, watched too.
+	parents map[string]bool
 }
 
 // startWatch sets up the watches on every path that exists, and on the
@@ -403,10 +394,10 @@ func (s *FileSource) startWatch() (*watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch manifests: %w", err)
 	}
-	w := &watcher{src: s, fsw: fsw, parents: map[string][]string{}}
+	w := &watcher{src: s, fsw: fsw, parents: map[string]bool{}}
 	for _, p := range s.Paths {
 		parent := filepath.Dir(filepath.Clean(p))
-		w.parents[parent] = append(w.parents[parent], filepath.Clean(p))
+		w.parents[parent] = true
 		if err := fsw.Add(parent); err != nil && s.Log != nil {
 			s.Log.Warn("cannot watch the parent of a manifests path", "path", p, "error", err)
 		}
@@ -485,11 +476,8 @@ func (w *watcher) loop(ctx context.Context, debounce time.Duration, changed func
 					_ = w.addTree(ev.Name)
 				}
 			}
-			if paths, ok := w.parents[filepath.Dir(ev.Name)]; ok && !w.underPaths(ev.Name) {
-				// An event in a parent folder about something else than
-				// the paths: not ours.
-				_ = paths
-				continue
+			if !w.underPaths(ev.Name) {
+				continue // a sibling of a path, seen through its parent's watch
 			}
 			if timer != nil {
 				timer.Stop()
@@ -508,6 +496,10 @@ func (w *watcher) loop(ctx context.Context, debounce time.Duration, changed func
 				w.src.Log.Warn("file watch error", "error", err)
 			}
 		case <-fire:
+			// Once events settle, set up any watch they took away: a
+			// folder moved away and back is re-added on its return, but
+			// the move's own event can remove that watch afterwards.
+			w.rewatch()
 			changed()
 		}
 	}

@@ -56,20 +56,19 @@ func NewMetrics() *Metrics {
 		policies:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_policies", Help: "NetworkPolicies in force."}),
 		rejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "netfence_policies_rejected",
-			Help: "NetworkPolicies that did not compile, by reason (invalid, selector, compile) and by what is enforced instead (last-good: the last compiled version; deny: the selected pods are isolated with no allows).",
+			Help: "NetworkPolicies that did not compile, by reason (invalid, compile) and by what is enforced instead (last-good: the last compiled version; deny: the selected pods are isolated with no allows).",
 		}, []string{"reason", "action"}),
 		sourceError: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_source_error", Help: "1 while the policy source cannot be read (a manifests path missing or unreadable, a conflict that blocks every change): the kernel keeps the last state."}),
 		sourceFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfence_source_faults_total", Help: "Faults of the policy source by kind (source: a path missing or unreadable; file: a file that cannot be read or parsed keeps its previous objects; conflict: one object in two files).",
 		}, []string{"kind"}),
-		degraded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_source_degraded", Help: "1 while some file cannot be read or parsed, or objects conflict: the last good state of those files is enforced."}),
+		degraded:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_source_degraded", Help: "1 while some file cannot be read or parsed, or objects conflict: the last good state of those files is enforced."}),
+		revoked:      prometheus.NewCounter(prometheus.CounterOpts{Name: "netfence_flows_revoked_total", Help: "Established flows whose conntrack entries were marked revoked (dropped both ways) because a sync denied them."}),
+		revokeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "netfence_revoke_errors_total", Help: "Syncs after which revoking denied established flows failed."}),
+		conflicts:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_address_conflicts", Help: "Addresses held by more than one running pod; every holder is denied all traffic."}),
 	}
-	m.revoked = prometheus.NewCounter(prometheus.CounterOpts{Name: "netfence_flows_revoked_total", Help: "Established flows whose conntrack entries were deleted because a sync denied them."})
-	m.revokeErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "netfence_revoke_errors_total", Help: "Syncs after which revoking denied established flows failed."})
-	m.conflicts = prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_address_conflicts", Help: "Addresses held by more than one running pod; every holder is denied all traffic."})
-	m.Registry.MustRegister(m.revoked, m.revokeErrors, m.conflicts)
 	m.Registry.MustRegister(m.syncs, m.syncDuration, m.lastError, m.lastSuccess, m.rules, m.elements, m.sets,
-		m.localPods, m.policies, m.rejected, m.sourceError, m.sourceFaults, m.degraded,
+		m.localPods, m.policies, m.rejected, m.sourceError, m.sourceFaults, m.degraded, m.revoked, m.revokeErrors, m.conflicts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

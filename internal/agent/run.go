@@ -89,18 +89,20 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 	sync := func() bool {
 		snap, err := src.Load()
 		a.cfg.Metrics.source(err, snap)
+		switch {
+		case err != nil:
+			a.cfg.Health.recordSource(err)
+		case snap.Degraded:
+			a.cfg.Health.recordSource(fmt.Errorf("manifests degraded, enforcing the last good state of the files concerned: %w", errors.Join(snap.Problems...)))
+		default:
+			a.cfg.Health.recordSource(nil)
+		}
 		if opts.Loaded != nil {
 			opts.Loaded(snap, err)
 		}
 		if err != nil {
-			a.cfg.Health.recordSource(err)
 			log.Error("cannot read the manifests: nothing changes, the last applied ruleset stays in force", "error", err, "retry", opts.Retry)
 			return false
-		}
-		if snap.Degraded {
-			a.cfg.Health.recordSource(fmt.Errorf("manifests degraded, enforcing the last good state of the files concerned: %w", errors.Join(snap.Problems...)))
-		} else {
-			a.cfg.Health.recordSource(nil)
 		}
 		st, err := a.Sync(ctx, snap.Cluster)
 		if err != nil {
