@@ -221,6 +221,7 @@ func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err err
 	start := time.Now()
 	m, set, fallbacks := a.render(c)
 	st = Stats{Conflicts: a.conflicts, Counts: m.Counts(), Rejected: len(set.Rejected), Fallbacks: fallbacks, Policies: len(set.Policies), LocalPods: a.localPods(c)}
+	narrows := true // whether the change can deny something it allowed
 	if a.current == nil {
 		st.Full, st.Changed = true, true
 		t0 := time.Now()
@@ -232,7 +233,7 @@ func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err err
 		t1 := time.Now()
 		st.Diff = t1.Sub(t0)
 		if !d.Empty() {
-			st.Changed = true
+			st.Changed, narrows = true, !d.OnlyWidens()
 			err = a.cfg.Dataplane.Apply(ctx, d)
 			st.Apply = time.Since(t1)
 		}
@@ -243,7 +244,10 @@ func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err err
 		return st, fmt.Errorf("apply ruleset: %w", err)
 	}
 	a.current = m
-	if st.Changed && a.cfg.Revoker != nil {
+	// Revocation dumps the conntrack table: only after a change that can
+	// deny a flow (not, say, after a new pod's address joins its peers'
+	// sets).
+	if st.Changed && narrows && a.cfg.Revoker != nil {
 		st.Revoked, st.RevokeErr = a.revoke(ctx, set)
 		if st.RevokeErr != nil {
 			a.log.Error("revoking established flows the new policy denies failed; they may go on until they end", "error", st.RevokeErr)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/conntrack"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/policy"
 )
@@ -397,6 +399,51 @@ func TestDenyVersionAlwaysCompiles(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("rendering a policy invalid in its metadata does not terminate")
+		}
+	}
+}
+
+// countingRevoker counts Revoke calls and revokes nothing.
+type countingRevoker struct{ calls int }
+
+func (r *countingRevoker) Revoke(context.Context, func(netip.Addr) bool, func(conntrack.Flow) bool) ([]conntrack.Flow, error) {
+	r.calls++
+	return nil, nil
+}
+
+// TestRevokeOnlyWhenNarrowing: the conntrack table is dumped after the
+// first sync and after changes that can deny a flow, not after changes
+// that only allow more (a new peer's address, a policy removed).
+func TestRevokeOnlyWhenNarrowing(t *testing.T) {
+	nss, pods := podsOnly(t)
+	rv := &countingRevoker{}
+	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: nft.NewFake(), Revoker: rv})
+	allowClient := invalidPolicy("web")
+	allowClient.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "client"}}}}}}
+	newcomer := &cluster.Pod{Namespace: "app", Name: "client-2", Labels: map[string]string{"app": "client"}, IPs: []netip.Addr{netip.MustParseAddr("10.244.0.9")}, NodeName: "n2", Phase: corev1.PodRunning}
+	steps := []struct {
+		name   string
+		pods   []*cluster.Pod
+		pols   []*networkingv1.NetworkPolicy
+		revoke bool
+	}{
+		{"first sync", pods, []*networkingv1.NetworkPolicy{allowClient}, true},
+		{"a new allowed peer appears", append(slices.Clone(pods), newcomer), []*networkingv1.NetworkPolicy{allowClient}, false},
+		{"the peer goes", pods, []*networkingv1.NetworkPolicy{allowClient}, true},
+		{"the policy goes (web no longer isolated)", pods, nil, false},
+		{"a policy isolates web again", pods, []*networkingv1.NetworkPolicy{allowClient}, true},
+	}
+	for _, s := range steps {
+		before := rv.calls
+		st, err := a.Sync(context.Background(), cluster.New(nss, s.pods, s.pols))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Changed {
+			t.Fatalf("%s: nothing changed", s.name)
+		}
+		if got := rv.calls > before; got != s.revoke {
+			t.Errorf("%s: revoked %v, want %v", s.name, got, s.revoke)
 		}
 	}
 }

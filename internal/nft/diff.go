@@ -42,6 +42,30 @@ type MapChange struct {
 	Del, Add []VMapElement
 }
 
+// OnlyWidens reports whether the delta can only let more traffic through:
+// it adds elements to existing sets (every per-pod rule accepts what its
+// sets hold), removes verdict-map entries (pods no longer isolated) and
+// the chains and sets nothing refers to any more, or changes how denials
+// end. Anything else — a new or changed chain, a replaced set, an element
+// removed, a map entry added or changed — may deny a flow that was
+// allowed, and the answer is false.
+func (d *Delta) OnlyWidens() bool {
+	if len(d.AddChains)+len(d.ReplaceChains)+len(d.ReplaceSets) > 0 {
+		return false
+	}
+	for _, c := range d.SetChanges {
+		if len(c.Del) > 0 {
+			return false
+		}
+	}
+	for _, c := range d.MapChanges {
+		if len(c.Add) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Empty reports whether the models are equal.
 func (d *Delta) Empty() bool {
 	return len(d.AddSets)+len(d.DelSets)+len(d.ReplaceSets)+len(d.AddChains)+len(d.DelChains)+len(d.ReplaceChains)+
