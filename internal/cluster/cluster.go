@@ -112,12 +112,20 @@ type Cluster struct {
 	Pods []*Pod
 	// Policies are valid NetworkPolicies, sorted by namespace and name.
 	Policies []*networkingv1.NetworkPolicy
+	// ClusterPolicies are the cluster-scoped policies
+	// (ClusterNetworkPolicy, AdminNetworkPolicy,
+	// BaselineAdminNetworkPolicy), sorted by Key.
+	ClusterPolicies []*ClusterPolicy
+	// Nodes are sorted by name.
+	Nodes []*Node
 
 	byKey map[string]*Pod
 	byIP  map[netip.Addr]*Pod
 	// shared maps each conflicted address (see AddressConflict) to the
 	// pods holding it, in cluster order.
 	shared map[netip.Addr][]*Pod
+	// nodeByIP maps each node address to the nodes that have it.
+	nodeByIP map[netip.Addr][]*Node
 }
 
 // AddressConflict is an address held by two or more active (Running, with
@@ -160,10 +168,38 @@ func wordList(ws []string) string {
 // policies but not given are added with only their name label; every
 // namespace gets MetadataNameLabel, as the API server sets it.
 func New(namespaces []*Namespace, pods []*Pod, policies []*networkingv1.NetworkPolicy) *Cluster {
+	return NewWith(Parts{Namespaces: namespaces, Pods: pods, Policies: policies})
+}
+
+// Parts are what a cluster is built from.
+type Parts struct {
+	Namespaces      []*Namespace
+	Pods            []*Pod
+	Policies        []*networkingv1.NetworkPolicy
+	ClusterPolicies []*ClusterPolicy
+	Nodes           []*Node
+}
+
+// NewWith builds a cluster from its parts, as New does, with cluster-scoped
+// policies and nodes.
+func NewWith(parts Parts) *Cluster {
+	namespaces, pods, policies := parts.Namespaces, parts.Pods, parts.Policies
 	c := &Cluster{
-		Namespaces: make(map[string]*Namespace, len(namespaces)),
-		Pods:       append([]*Pod(nil), pods...),
-		Policies:   append([]*networkingv1.NetworkPolicy(nil), policies...),
+		Namespaces:      make(map[string]*Namespace, len(namespaces)),
+		Pods:            append([]*Pod(nil), pods...),
+		Policies:        append([]*networkingv1.NetworkPolicy(nil), policies...),
+		ClusterPolicies: append([]*ClusterPolicy(nil), parts.ClusterPolicies...),
+		Nodes:           append([]*Node(nil), parts.Nodes...),
+	}
+	slices.SortStableFunc(c.ClusterPolicies, compareClusterPolicies)
+	slices.SortStableFunc(c.Nodes, compareNodes)
+	for _, n := range c.Nodes {
+		for _, ip := range n.Addrs {
+			if c.nodeByIP == nil {
+				c.nodeByIP = map[netip.Addr][]*Node{}
+			}
+			c.nodeByIP[ip.Unmap()] = append(c.nodeByIP[ip.Unmap()], n)
+		}
 	}
 	for _, ns := range namespaces {
 		c.Namespaces[ns.Name] = withNameLabel(ns)
@@ -255,6 +291,29 @@ func (c *Cluster) NamespaceLabels(name string) labels.Set {
 		return ns.Labels
 	}
 	return labels.Set{MetadataNameLabel: name}
+}
+
+// NodesWithAddr returns the nodes that have ip among their addresses, in
+// name order.
+func (c *Cluster) NodesWithAddr(ip netip.Addr) []*Node { return c.nodeByIP[ip.Unmap()] }
+
+// Node returns the node of that name, or nil.
+func (c *Cluster) Node(name string) *Node {
+	i, ok := slices.BinarySearchFunc(c.Nodes, name, func(n *Node, name string) int { return strings.Compare(n.Name, name) })
+	if !ok {
+		return nil
+	}
+	return c.Nodes[i]
+}
+
+// ClusterPolicy returns the cluster policy of that key ("cnp/NAME",
+// "anp/NAME", "banp/NAME"), or nil.
+func (c *Cluster) ClusterPolicy(key string) *ClusterPolicy {
+	i, ok := slices.BinarySearchFunc(c.ClusterPolicies, key, func(p *ClusterPolicy, key string) int { return strings.Compare(p.Key(), key) })
+	if !ok {
+		return nil
+	}
+	return c.ClusterPolicies[i]
 }
 
 // Pod returns the pod "namespace/name", or nil.

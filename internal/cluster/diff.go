@@ -24,10 +24,18 @@ type Changes struct {
 	// Policies are the keys of the policies added, removed or changed
 	// (SamePolicy), sorted.
 	Policies []string
+	// ClusterPolicies are the keys (ClusterPolicy.Key) of the cluster
+	// policies added, removed or changed (SameClusterPolicy), sorted.
+	ClusterPolicies []string
+	// Nodes are the names of the nodes added, removed or changed
+	// (SameNode), sorted.
+	Nodes []string
 }
 
 // Empty reports whether nothing changed.
-func (c Changes) Empty() bool { return len(c.Namespaces)+len(c.Pods)+len(c.Policies) == 0 }
+func (c Changes) Empty() bool {
+	return len(c.Namespaces)+len(c.Pods)+len(c.Policies)+len(c.ClusterPolicies)+len(c.Nodes) == 0
+}
 
 // Diff returns what changed from old to new. Both are snapshots as New
 // builds them (pods and policies sorted, each once).
@@ -36,6 +44,8 @@ func Diff(old, new *Cluster) Changes {
 	ch.Namespaces = changedNamespaces(old, new)
 	ch.Pods = mergeDiff(old.Pods, new.Pods, comparePods, (*Pod).Key, SamePod)
 	ch.Policies = mergeDiff(old.Policies, new.Policies, comparePolicies, policyKey, SamePolicy)
+	ch.ClusterPolicies = mergeDiff(old.ClusterPolicies, new.ClusterPolicies, compareClusterPolicies, (*ClusterPolicy).Key, SameClusterPolicy)
+	ch.Nodes = mergeDiff(old.Nodes, new.Nodes, compareNodes, func(n *Node) string { return n.Name }, SameNode)
 	return ch
 }
 

@@ -1,11 +1,15 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/netfence/netfence/internal/cluster"
 )
@@ -17,6 +21,10 @@ type Set struct {
 	Policies []*Policy
 	// Rejected lists policies that failed to compile; they are left out.
 	Rejected []*Rejection
+	// ClusterPolicies are the compiled cluster-scoped policies, sorted by
+	// key; Groups holds them per tier by priority.
+	ClusterPolicies []*ClusterPolicy
+	Groups          [2][]PriorityGroup
 
 	byNamespace map[string][]*Policy
 }
@@ -29,7 +37,14 @@ func NewSet(c *cluster.Cluster) *Set { return (*Compiler)(nil).NewSet(c) }
 // running agent recompiles only the policies that changed between
 // snapshots. A nil *Compiler compiles everything afresh.
 type Compiler struct {
-	cache map[string]compiled
+	cache  map[string]compiled
+	ccache map[string]compiledCluster
+}
+
+type compiledCluster struct {
+	source *cluster.ClusterPolicy
+	policy *ClusterPolicy
+	err    error
 }
 
 type compiled struct {
@@ -39,7 +54,29 @@ type compiled struct {
 }
 
 // NewCompiler returns a caching compiler.
-func NewCompiler() *Compiler { return &Compiler{cache: map[string]compiled{}} }
+func NewCompiler() *Compiler {
+	return &Compiler{cache: map[string]compiled{}, ccache: map[string]compiledCluster{}}
+}
+
+// compileCluster returns the compiled cluster policy, reusing the
+// previous result when the policy is the same (cluster.SameClusterPolicy).
+func (cp *Compiler) compileCluster(c *cluster.ClusterPolicy) (*ClusterPolicy, error) {
+	if cp == nil {
+		return CompileCluster(c)
+	}
+	if prev, ok := cp.ccache[c.Key()]; ok && cluster.SameClusterPolicy(prev.source, c) {
+		if prev.policy != nil && prev.source != c {
+			p := *prev.policy
+			p.Source = c
+			prev = compiledCluster{source: c, policy: &p, err: prev.err}
+			cp.ccache[c.Key()] = prev
+		}
+		return prev.policy, prev.err
+	}
+	p, err := CompileCluster(c)
+	cp.ccache[c.Key()] = compiledCluster{source: c, policy: p, err: err}
+	return p, err
+}
 
 // compile returns the compiled policy, reusing the previous result when the
 // policy is the same (cluster.SamePolicy: the one equality netfence uses
@@ -88,7 +125,64 @@ func (cp *Compiler) NewSet(c *cluster.Cluster) *Set {
 			delete(cp.cache, key)
 		}
 	}
+	var clive map[string]bool
+	if cp != nil {
+		clive = make(map[string]bool, len(c.ClusterPolicies))
+	}
+	for _, src := range c.ClusterPolicies {
+		if clive != nil {
+			clive[src.Key()] = true
+		}
+		p, err := cp.compileCluster(src)
+		if err != nil {
+			s.Rejected = append(s.Rejected, &Rejection{ClusterPolicy: src, Err: err})
+			continue
+		}
+		s.ClusterPolicies = append(s.ClusterPolicies, p)
+	}
+	if cp != nil {
+		for key := range cp.ccache {
+			if !clive[key] {
+				delete(cp.ccache, key)
+			}
+		}
+	}
+	s.Groups = groupTiers(s.ClusterPolicies)
 	return s
+}
+
+// groupTiers sorts cluster policies into tiers and priority groups.
+func groupTiers(ps []*ClusterPolicy) [2][]PriorityGroup {
+	var out [2][]PriorityGroup
+	sorted := slices.Clone(ps)
+	slices.SortStableFunc(sorted, func(a, b *ClusterPolicy) int {
+		if c := cmp.Compare(a.Tier, b.Tier); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Priority, b.Priority); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key(), b.Key())
+	})
+	for _, p := range sorted {
+		gs := out[p.Tier]
+		if n := len(gs); n > 0 && gs[n-1].Priority == p.Priority {
+			gs[n-1].Policies = append(gs[n-1].Policies, p)
+			continue
+		}
+		out[p.Tier] = append(gs, PriorityGroup{Tier: p.Tier, Priority: p.Priority, Policies: []*ClusterPolicy{p}})
+	}
+	return out
+}
+
+// ClusterPolicy returns the compiled cluster policy of that key, or nil.
+func (s *Set) ClusterPolicy(key string) *ClusterPolicy {
+	for _, p := range s.ClusterPolicies {
+		if p.Key() == key {
+			return p
+		}
+	}
+	return nil
 }
 
 func (cp *Compiler) cacheKeys() map[string]compiled {
@@ -98,10 +192,21 @@ func (cp *Compiler) cacheKeys() map[string]compiled {
 	return cp.cache
 }
 
-// Rejection is a policy left out because it does not compile.
+// Rejection is a policy left out because it does not compile: a
+// NetworkPolicy (Policy) or a cluster-scoped policy (ClusterPolicy).
 type Rejection struct {
-	Policy *networkingv1.NetworkPolicy
-	Err    error
+	Policy        *networkingv1.NetworkPolicy
+	ClusterPolicy *cluster.ClusterPolicy
+	Err           error
+}
+
+// Key returns the rejected policy's key: "namespace/name" for a
+// NetworkPolicy, "cnp/NAME" (anp, banp) for a cluster policy.
+func (r *Rejection) Key() string {
+	if r.ClusterPolicy != nil {
+		return r.ClusterPolicy.Key()
+	}
+	return r.Policy.Namespace + "/" + r.Policy.Name
 }
 
 func (r *Rejection) Error() string { return r.Err.Error() }
@@ -136,9 +241,19 @@ func (s *Set) Isolating(pod *cluster.Pod, dir Direction) []*Policy {
 type Endpoint struct {
 	Pod *cluster.Pod
 	IP  netip.Addr
+	// Domain is set for an external endpoint named by a domain name (IP
+	// may then be unset): what domainNames peers of cluster policies
+	// match.
+	Domain string
 }
 
 func (e Endpoint) String() string {
+	if e.Domain != "" {
+		if e.IP.IsValid() {
+			return fmt.Sprintf("%s (%s)", e.Domain, e.IP)
+		}
+		return e.Domain
+	}
 	if e.Pod == nil {
 		return e.IP.String()
 	}
@@ -155,10 +270,13 @@ type Flow struct {
 	Port     int32
 }
 
-// RuleMatch names the part of a policy that allowed a flow.
+// RuleMatch names the part of a policy that allowed a flow: of a
+// NetworkPolicy (Policy) or of a cluster policy (ClusterPolicy; Port then
+// indexes the rule's protocols).
 type RuleMatch struct {
-	Policy    *Policy
-	Direction Direction
+	Policy        *Policy
+	ClusterPolicy *ClusterPolicy
+	Direction     Direction
 	// Rule is the index in spec.ingress or spec.egress.
 	Rule int
 	// Peer is the index in the rule's from/to, or -1 when the rule has
@@ -175,14 +293,50 @@ func (m RuleMatch) String() string {
 	if m.Direction == Egress {
 		dir, list = "egress", "to"
 	}
-	s := fmt.Sprintf("%s spec.%s[%d]", m.Policy.Key(), dir, m.Rule)
+	ports := "ports"
+	var key string
+	if m.ClusterPolicy != nil {
+		key, ports = m.ClusterPolicy.Key(), "protocols"
+	} else {
+		key = m.Policy.Key()
+	}
+	s := fmt.Sprintf("%s spec.%s[%d]", key, dir, m.Rule)
 	if m.Peer >= 0 {
 		s += fmt.Sprintf(".%s[%d]", list, m.Peer)
 	}
 	if m.Port >= 0 {
-		s += fmt.Sprintf(".ports[%d]", m.Port)
+		s += fmt.Sprintf(".%s[%d]", ports, m.Port)
 	}
 	return s
+}
+
+// TierMatch is the rule of a cluster policy that matched a flow, and its
+// action.
+type TierMatch struct {
+	RuleMatch
+	Action Action
+}
+
+// TierRule returns the matched rule.
+func (m TierMatch) TierRule() *TierRule {
+	for i := range m.ClusterPolicy.Rules[m.Direction] {
+		if r := &m.ClusterPolicy.Rules[m.Direction][i]; r.Index == m.Rule {
+			return r
+		}
+	}
+	return nil
+}
+
+// Describe says what matched, in words: `cnp/x spec.egress[0].to[1]
+// "rule name" (Admin tier, priority 10): Deny`.
+func (m TierMatch) Describe() string {
+	p := m.ClusterPolicy
+	s := m.RuleMatch.String()
+	if r := m.TierRule(); r != nil && r.Name != "" {
+		s += fmt.Sprintf(" %q", r.Name)
+	}
+	s += fmt.Sprintf(" (%s tier, priority %d)", p.Tier, p.Priority)
+	return s + ": " + m.Action.String()
 }
 
 // Side is the verdict of one direction: egress at the source or ingress
@@ -199,8 +353,23 @@ type Side struct {
 	// (see cluster.AddressConflict).
 	Conflict *cluster.AddressConflict
 	Allowed  bool
-	// AllowedBy lists every rule that allows the flow.
+	// AllowedBy lists every NetworkPolicy rule that allows the flow.
 	AllowedBy []RuleMatch
+	// Layer is what decided: a tier of cluster policy, NetworkPolicy or
+	// the default (allow). It is empty for an endpoint that is not subject
+	// to policy and for a pod holding a conflicted address.
+	Layer Layer
+	// DecidedBy is the cluster policy rule that decided, when Layer is
+	// Admin or Baseline (and Pass in Baseline, which leads to the
+	// default).
+	DecidedBy *TierMatch
+	// PassedBy is the Admin tier Pass rule that handed the flow on to
+	// NetworkPolicy and Baseline, if one did.
+	PassedBy *TierMatch
+	// Ties lists, when policies of the deciding priority disagreed, the
+	// rule each of them matched; the most restrictive action won (Deny,
+	// then Pass, then Accept).
+	Ties []TierMatch
 	// Reason says why, in words.
 	Reason string
 }
@@ -269,11 +438,6 @@ func (s *Set) side(dir Direction, subject *cluster.Pod, peer Endpoint, f Flow) S
 		side.Reason = fmt.Sprintf("address %s is shared with %s: denied (fail closed)", conf.Addr, conf.SharedWith(subject))
 		return side
 	}
-	if len(side.Isolating) == 0 {
-		side.Allowed = true
-		side.Reason = fmt.Sprintf("%s is not isolated for %s: no policy of type %s selects it", subject.Key(), dir, dir)
-		return side
-	}
 	// A pod holding a conflicted address is an address only: no pod peer
 	// matches it and no named port resolves against it.
 	if s.Cluster.Conflicted(peer.Pod) {
@@ -282,6 +446,40 @@ func (s *Set) side(dir Direction, subject *cluster.Pod, peer Endpoint, f Flow) S
 	dst := f.To.Pod
 	if dir == Egress {
 		dst = peer.Pod
+	}
+	tiers := len(s.ClusterPolicies) > 0
+	if tiers {
+		if m, ties := s.decideTier(AdminTier, subject, dir, peer, dst, f); m != nil {
+			side.Ties = ties
+			switch m.Action {
+			case Accept, Deny:
+				side.Layer, side.DecidedBy, side.Allowed = LayerAdmin, m, m.Action == Accept
+				side.Reason = "decided by " + m.Describe()
+				return side
+			case Pass:
+				side.PassedBy = m
+			}
+		}
+	}
+	if len(side.Isolating) == 0 {
+		if tiers {
+			if m, ties := s.decideTier(BaselineTier, subject, dir, peer, dst, f); m != nil {
+				side.Ties = append(side.Ties, ties...)
+				side.Layer, side.DecidedBy, side.Allowed = LayerBaseline, m, m.Action != Deny
+				side.Reason = s.passedWords(side.PassedBy) + "decided by " + m.Describe()
+				if m.Action == Pass {
+					side.Layer = LayerDefault
+					side.Reason += ": passed to the default, allow"
+				}
+				return side
+			}
+			side.Layer, side.Allowed = LayerDefault, true
+			side.Reason = s.passedWords(side.PassedBy) + fmt.Sprintf("%s is not isolated for %s by NetworkPolicy and no cluster policy matched: allowed by default", subject.Key(), dir)
+			return side
+		}
+		side.Allowed = true
+		side.Reason = fmt.Sprintf("%s is not isolated for %s: no policy of type %s selects it", subject.Key(), dir, dir)
+		return side
 	}
 	var peerNS = s.peerNamespaceLabels(peer)
 	for _, p := range side.Isolating {
@@ -303,12 +501,116 @@ func (s *Set) side(dir Direction, subject *cluster.Pod, peer Endpoint, f Flow) S
 		}
 	}
 	side.Allowed = len(side.AllowedBy) > 0
+	if tiers {
+		side.Layer = LayerNetworkPolicy
+	}
 	if side.Allowed {
-		side.Reason = fmt.Sprintf("allowed by %s", side.AllowedBy[0])
+		side.Reason = s.passedWords(side.PassedBy) + fmt.Sprintf("allowed by %s", side.AllowedBy[0])
 	} else {
-		side.Reason = fmt.Sprintf("%s is isolated for %s and no rule of its %d policies allows this flow", subject.Key(), dir, len(side.Isolating))
+		side.Reason = s.passedWords(side.PassedBy) + fmt.Sprintf("%s is isolated for %s and no rule of its %d policies allows this flow", subject.Key(), dir, len(side.Isolating))
 	}
 	return side
+}
+
+func (s *Set) passedWords(m *TierMatch) string {
+	if m == nil {
+		return ""
+	}
+	return "passed by " + m.Describe() + "; "
+}
+
+// decideTier returns the rule of the tier that decides a flow for the
+// subject in dir, or nil when no policy of the tier matches; ties lists
+// the matches of the deciding priority group when their actions differ.
+func (s *Set) decideTier(t Tier, subject *cluster.Pod, dir Direction, peer Endpoint, dst *cluster.Pod, f Flow) (*TierMatch, []TierMatch) {
+	nsLabels := s.Cluster.NamespaceLabels(subject.Namespace)
+	peerNS := s.peerNamespaceLabels(peer)
+	for _, g := range s.Groups[t] {
+		best := -1
+		var matches []TierMatch
+		for _, p := range g.Policies {
+			if len(p.Rules[dir]) == 0 || !p.Selects(subject, nsLabels) {
+				continue
+			}
+			if m, ok := s.firstMatch(p, dir, peer, peerNS, dst, f); ok {
+				matches = append(matches, m)
+				if best < 0 || m.Action.restrictiveness() > matches[best].Action.restrictiveness() {
+					best = len(matches) - 1
+				}
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		out := matches[best]
+		for _, m := range matches[1:] {
+			if m.Action != matches[0].Action {
+				return &out, matches
+			}
+		}
+		return &out, nil
+	}
+	return nil, nil
+}
+
+// firstMatch returns the first rule of p in dir that matches the flow.
+func (s *Set) firstMatch(p *ClusterPolicy, dir Direction, peer Endpoint, peerNS labels.Set, dst *cluster.Pod, f Flow) (TierMatch, bool) {
+	for ri := range p.Rules[dir] {
+		r := &p.Rules[dir][ri]
+		port := -1
+		if len(r.Ports) > 0 {
+			port = slices.IndexFunc(r.Ports, func(tp TierPort) bool { return tp.Matches(f.Protocol, f.Port, dst) })
+			if port < 0 {
+				continue
+			}
+		}
+		for pi := range r.Peers {
+			if s.TierPeerMatches(&r.Peers[pi], peer, peerNS) {
+				return TierMatch{RuleMatch: RuleMatch{ClusterPolicy: p, Direction: dir, Rule: r.Index, Peer: pi, Port: port}, Action: r.Action}, true
+			}
+		}
+	}
+	return TierMatch{}, false
+}
+
+// TierPeerMatches reports whether an endpoint is the peer: pods by their
+// labels (pod-network pods only, never host-network ones), networks by
+// address (pod addresses too), nodes by the addresses of the Node
+// objects selected, domains by name. A domain endpoint without an address
+// is in a network only when the network holds a whole family (it could
+// resolve to any address).
+func (s *Set) TierPeerMatches(p *TierPeer, e Endpoint, nsLabels labels.Set) bool {
+	switch {
+	case p.Everything:
+		return true
+	case p.Pod != nil:
+		return e.Pod != nil && e.Domain == "" && p.Pod.MatchesPod(e.Pod, nsLabels)
+	case len(p.Networks) > 0:
+		for _, n := range p.Networks {
+			if e.IP.IsValid() && n.Contains(e.IP.Unmap()) {
+				return true
+			}
+			if !e.IP.IsValid() && e.Domain != "" && n.Bits() == 0 {
+				return true
+			}
+		}
+	case p.Nodes != nil:
+		if !e.IP.IsValid() || e.Domain != "" {
+			return false
+		}
+		for _, n := range s.Cluster.NodesWithAddr(e.IP) {
+			if p.Nodes.Matches(n.Labels) {
+				return true
+			}
+		}
+	case len(p.Domains) > 0:
+		for _, d := range p.Domains {
+			if e.Domain != "" && DomainMatches(d, e.Domain) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Set) peerNamespaceLabels(e Endpoint) map[string]string {
