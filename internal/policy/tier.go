@@ -223,14 +223,14 @@ func CompileCluster(cp *cluster.ClusterPolicy) (*ClusterPolicy, error) {
 		}
 		rule, err := compileTierRule(p, i, r.Name, r.Action, peers, r.Protocols, Ingress)
 		if err != nil {
-			return nil, wrap(fmt.Errorf("spec.ingress[%d]: %w", i, err))
+			return nil, wrap(fmt.Errorf("spec.ingress[%d].%w", i, err))
 		}
 		p.Rules[Ingress] = append(p.Rules[Ingress], rule)
 	}
 	for i, r := range cp.Spec.Egress {
 		rule, err := compileTierRule(p, i, r.Name, r.Action, r.To, r.Protocols, Egress)
 		if err != nil {
-			return nil, wrap(fmt.Errorf("spec.egress[%d]: %w", i, err))
+			return nil, wrap(fmt.Errorf("spec.egress[%d].%w", i, err))
 		}
 		p.Rules[Egress] = append(p.Rules[Egress], rule)
 	}
