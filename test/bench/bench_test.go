@@ -71,8 +71,13 @@ func envScenarios(b *testing.B, key string, def []Scenario) []Scenario {
 	var out []Scenario
 	for _, f := range strings.Split(v, ",") {
 		var s Scenario
-		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%d:%d", &s.Policies, &s.RemotePods); err != nil {
-			b.Fatalf("%s=%q: want POLICIES:REMOTE pairs, comma-separated: %v", key, v, err)
+		f = strings.TrimSpace(f)
+		if strings.Count(f, ":") == 2 {
+			if _, err := fmt.Sscanf(f, "%d:%d:%d", &s.Policies, &s.RemotePods, &s.ClusterPolicies); err != nil {
+				b.Fatalf("%s=%q: want POLICIES:REMOTE[:CLUSTERPOLICIES], comma-separated: %v", key, v, err)
+			}
+		} else if _, err := fmt.Sscanf(f, "%d:%d", &s.Policies, &s.RemotePods); err != nil {
+			b.Fatalf("%s=%q: want POLICIES:REMOTE[:CLUSTERPOLICIES], comma-separated: %v", key, v, err)
 		}
 		out = append(out, s)
 	}
@@ -118,7 +123,8 @@ func BenchmarkConnect(b *testing.B) {
 			Duration: envDuration(b, "NETFENCE_BENCH_DURATION", time.Second),
 			Warmup:   envDuration(b, "NETFENCE_BENCH_WARMUP", 150*time.Millisecond),
 		},
-		Extra:  envScenarios(b, "NETFENCE_BENCH_EXTRA", []Scenario{{Policies: 1000, RemotePods: 100}}),
+		Extra: envScenarios(b, "NETFENCE_BENCH_EXTRA", []Scenario{{Policies: 1000, RemotePods: 100},
+			{Policies: 1000, ClusterPolicies: 10}, {Policies: 1000, ClusterPolicies: 100}, {Policies: 1000, ClusterPolicies: 1000}}),
 		Prefix: os.Getenv("NETFENCE_BENCH_PREFIX"),
 	}
 	var log strings.Builder

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/netfence/netfence/internal/cluster"
 )
@@ -54,6 +55,10 @@ type Scenario struct {
 	// DenyClient leaves the client out of every policy, so the server's
 	// ingress denies it.
 	DenyClient bool
+	// ClusterPolicies is the number of cluster policies
+	// (ClusterNetworkPolicy, Admin and Baseline tiers alternating); a
+	// fifth select the client and the server (see Build).
+	ClusterPolicies int
 }
 
 // DefaultSelecting is a fifth of n, at least 1 (and at most n).
@@ -84,6 +89,9 @@ func (s Scenario) String() string {
 		return fmt.Sprintf("invalid scenario (policies=%d selecting=%d remote=%d)", s.Policies, s.Selecting, s.RemotePods)
 	}
 	out := fmt.Sprintf("policies=%d selecting=%d remote=%d", n.Policies, n.Selecting, n.RemotePods)
+	if n.ClusterPolicies > 0 {
+		out += fmt.Sprintf(" cluster-policies=%d", n.ClusterPolicies)
+	}
 	if n.DenyClient {
 		out += " deny-client"
 	}
@@ -168,7 +176,55 @@ func Build(s Scenario) (*cluster.Cluster, error) {
 	for i := range s.Policies - s.Selecting {
 		nps = append(nps, otherPolicy(i))
 	}
-	return cluster.New(nss, pods, nps), nil
+	var cps []*cluster.ClusterPolicy
+	for j := range s.ClusterPolicies {
+		cps = append(cps, clusterPolicy(j))
+	}
+	return cluster.NewWith(cluster.Parts{Namespaces: nss, Pods: pods, Policies: nps, ClusterPolicies: cps}), nil
+}
+
+// clusterPolicy returns cluster policy j. Every fifth selects the client
+// and the server, in the Admin tier for even j/5 and the Baseline tier
+// for odd: its ingress denies a group of remote pods on ServerPort and
+// accepts a team of namespaces; its egress denies an external /24 and
+// passes traffic to the server on ServerPort. The client's connection is
+// therefore passed on by the Admin tier at its egress, and reaches the
+// NetworkPolicy layer at the server's ingress (which the NetworkPolicies
+// isolate, so the Baseline tier does not decide there), after a miss in
+// the Admin tier's maps: it pays for every tier. The others select the
+// remote namespaces of a team and deny a group.
+func clusterPolicy(j int) *cluster.ClusterPolicy {
+	tier := v1beta1.AdminTier
+	if (j/5)%2 == 1 {
+		tier = v1beta1.BaselineTier
+	}
+	spec := v1beta1.ClusterNetworkPolicySpec{Tier: tier, Priority: int32(j % 1000)}
+	group := &metav1.LabelSelector{MatchLabels: map[string]string{"group": fmt.Sprintf("g%d", j%Groups)}}
+	if j%5 != 0 {
+		spec.Subject.Namespaces = &metav1.LabelSelector{MatchLabels: map[string]string{"team": fmt.Sprintf("t%d", j%3)}}
+		spec.Ingress = []v1beta1.ClusterNetworkPolicyIngressRule{{Action: v1beta1.ClusterNetworkPolicyRuleActionDeny,
+			From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Pods: &v1beta1.NamespacedPod{PodSelector: *group}}}}}
+	} else {
+		spec.Subject.Pods = &v1beta1.NamespacedPod{
+			NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"team": "bench"}},
+			PodSelector: metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"client", "server"}}}},
+		}
+		onServerPort := []v1beta1.ClusterNetworkPolicyProtocol{{TCP: &v1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: &v1beta1.Port{Number: ServerPort}}}}
+		spec.Ingress = []v1beta1.ClusterNetworkPolicyIngressRule{
+			{Action: v1beta1.ClusterNetworkPolicyRuleActionDeny, Protocols: onServerPort,
+				From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Pods: &v1beta1.NamespacedPod{PodSelector: *group}}}},
+			{Action: v1beta1.ClusterNetworkPolicyRuleActionAccept,
+				From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"team": fmt.Sprintf("t%d", j%3)}}}}},
+		}
+		spec.Egress = []v1beta1.ClusterNetworkPolicyEgressRule{
+			{Action: v1beta1.ClusterNetworkPolicyRuleActionDeny,
+				To: []v1beta1.ClusterNetworkPolicyEgressPeer{{Networks: []v1beta1.CIDR{v1beta1.CIDR(fmt.Sprintf("172.17.%d.0/24", j%256))}}}},
+			{Action: v1beta1.ClusterNetworkPolicyRuleActionPass, Protocols: onServerPort,
+				To: []v1beta1.ClusterNetworkPolicyEgressPeer{{Pods: &v1beta1.NamespacedPod{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "server"}}}}}},
+		}
+	}
+	return &cluster.ClusterPolicy{Kind: cluster.KindCNP, APIVersion: cluster.PolicyAPIGroup + "/v1beta1", Name: fmt.Sprintf("cnp-%05d", j), Spec: spec}
 }
 
 // groupsOf returns the groups selecting policy j allows.
