@@ -232,8 +232,9 @@ func domainsFromV1alpha1(ds []v1alpha1.DomainName) []v1beta1.DomainName {
 }
 
 // portsFromV1alpha1 converts v1alpha1 ports (nil: all traffic) to
-// protocols. A protocol the CRD does not know is kept as TCP's absence:
-// the validator has refused it before.
+// protocols. A protocol other than TCP, UDP and SCTP (the v1alpha1 CRD has
+// no enum for it) becomes an entry with no protocol set, which
+// policy.CompileCluster refuses: never read as another protocol.
 func portsFromV1alpha1(ps *[]v1alpha1.AdminNetworkPolicyPort) []v1beta1.ClusterNetworkPolicyProtocol {
 	if ps == nil {
 		return nil
@@ -258,8 +259,10 @@ func protocolPort(proto corev1.Protocol, port *v1beta1.Port) v1beta1.ClusterNetw
 		return v1beta1.ClusterNetworkPolicyProtocol{UDP: &v1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: port}}
 	case corev1.ProtocolSCTP:
 		return v1beta1.ClusterNetworkPolicyProtocol{SCTP: &v1beta1.ClusterNetworkPolicyProtocolSCTP{DestinationPort: port}}
+	case corev1.ProtocolTCP, "":
+		return v1beta1.ClusterNetworkPolicyProtocol{TCP: &v1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: port}}
 	}
-	return v1beta1.ClusterNetworkPolicyProtocol{TCP: &v1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: port}}
+	return v1beta1.ClusterNetworkPolicyProtocol{}
 }
 
 func convertJSON(in, out any) error {

@@ -45,6 +45,7 @@ type versionValidator struct {
 	structural *structuralschema.Structural
 	schema     apiservervalidation.SchemaValidator
 	cel        *schemacel.Validator // nil when the version has no CEL rules
+	status     bool                 // the version has a status subresource
 }
 
 // NewValidator parses the embedded CRDs and compiles, for every served
@@ -122,6 +123,7 @@ func compileVersion(kind string, ver *apiextv1.CustomResourceDefinitionVersion) 
 		structural: ss,
 		schema:     sv,
 		cel:        schemacel.NewValidator(ss, true, celconfig.PerCallLimit),
+		status:     ver.Subresources != nil && ver.Subresources.Status != nil,
 	}, nil
 }
 
@@ -136,19 +138,20 @@ func (v *Validator) Known(apiVersion, kind string) bool {
 
 // Validate applies structural defaulting (e.g. a v1alpha1 port protocol
 // defaults to TCP), prunes unknown fields and reports each as an error
-// ("unknown field"), checks the object metadata as the API server does for
-// a cluster-scoped custom resource (name required, a DNS subdomain;
-// namespace forbidden), validates the OpenAPI schema, list-type invariants
-// and the CEL rules, and returns the defaulted object as JSON ready to
-// decode into the typed Go struct.
+// ("unknown field"), drops status (as create does for kinds with a status
+// subresource, which all of these have), checks the object metadata as the
+// API server does for a cluster-scoped custom resource (name required, a DNS
+// subdomain; namespace forbidden), validates the OpenAPI schema, list-type
+// invariants and the CEL rules, and returns the defaulted object as JSON
+// ready to decode into the typed Go struct.
 //
 // obj is the decoded JSON object with int64 integers (see DecodeYAML,
 // DecodeJSON); it is not modified. Error paths are relative to the object,
 // like spec.egress[0].to[0].networks[0]. As in the API server, CEL rules are
-// not evaluated when the schema reports a missing required field, a wrong
-// type, an unsupported enum value or a too long/too many value; an error
-// says so instead. defaulted is returned even when errs is not empty (it
-// is nil only for an unknown apiVersion/kind or an unusable obj).
+// not evaluated when another check reports a missing required field, a
+// wrong type, an unsupported enum value or a too long/too many value; an
+// error says so instead. defaulted is returned even when errs is not empty
+// (it is nil only for an unknown apiVersion/kind or an unusable obj).
 func (v *Validator) Validate(ctx context.Context, obj map[string]any) (defaulted []byte, errs field.ErrorList) {
 	apiVersion, _ := obj["apiVersion"].(string)
 	kind, _ := obj["kind"].(string)
@@ -168,19 +171,24 @@ func (v *Validator) Validate(ctx context.Context, obj map[string]any) (defaulted
 	for _, p := range unknown {
 		errs = append(errs, field.Forbidden(parsePath(p), "unknown field"))
 	}
-	errs = append(errs, metaErrs...)
-	if len(metaErrs) == 0 {
-		errs = append(errs, validateMetadata(u, kind)...)
+	if len(metaErrs) > 0 {
+		// The API server fails to decode such an object: nothing more
+		// to check.
+		return marshal(u, append(errs, metaErrs...))
+	}
+	if vv.status {
+		// PrepareForCreate: with a status subresource, create ignores status.
+		delete(u, "status")
 	}
 
 	// customResourceStrategy.Validate.
-	var schemaErrs field.ErrorList
-	schemaErrs = append(schemaErrs, apiservervalidation.ValidateCustomResource(nil, u, vv.schema)...)
-	schemaErrs = append(schemaErrs, schemaobjectmeta.Validate(ctx, nil, u, vv.structural, false)...)
-	schemaErrs = append(schemaErrs, structurallisttype.ValidateListSetsAndMaps(nil, vv.structural, u)...)
-	errs = append(errs, schemaErrs...)
+	valErrs := validateMetadata(u, kind)
+	valErrs = append(valErrs, apiservervalidation.ValidateCustomResource(nil, u, vv.schema)...)
+	valErrs = append(valErrs, schemaobjectmeta.Validate(ctx, nil, u, vv.structural, false)...)
+	valErrs = append(valErrs, structurallisttype.ValidateListSetsAndMaps(nil, vv.structural, u)...)
+	errs = append(errs, valErrs...)
 	if vv.cel != nil {
-		if e := blockingErr(schemaErrs); e != nil {
+		if e := blockingErr(valErrs); e != nil {
 			errs = append(errs, e)
 		} else {
 			celErrs, _ := vv.cel.Validate(ctx, nil, vv.structural, u, nil, celconfig.RuntimeCELCostBudget)
@@ -195,9 +203,13 @@ func (v *Validator) Validate(ctx context.Context, obj map[string]any) (defaulted
 		}
 	}
 
-	out, err2 := json.Marshal(u)
-	if err2 != nil {
-		return nil, append(errs, field.InternalError(nil, fmt.Errorf("encoding the defaulted object: %w", err2)))
+	return marshal(u, errs)
+}
+
+func marshal(u map[string]any, errs field.ErrorList) ([]byte, field.ErrorList) {
+	out, err := json.Marshal(u)
+	if err != nil {
+		return nil, append(errs, field.InternalError(nil, fmt.Errorf("encoding the defaulted object: %w", err)))
 	}
 	return out, errs
 }
@@ -266,7 +278,7 @@ func validateMetadata(u map[string]any, kind string) field.ErrorList {
 		return field.ErrorList{field.Invalid(mp, u["metadata"], err.Error())}
 	}
 	if meta == nil {
-		return field.ErrorList{field.Required(mp, "metadata is required")}
+		return field.ErrorList{field.Required(mp.Child("name"), "name is required")}
 	}
 	var errs field.ErrorList
 	if meta.Name == "" {
