@@ -2,14 +2,24 @@ package manifest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/netfence/netfence/internal/cluster"
 )
 
-// Kinds netfence reads, with the only apiVersion it reads each in.
-var knownKinds = map[string]string{
-	"Namespace":     "v1",
-	"Pod":           "v1",
-	"NetworkPolicy": "networking.k8s.io/v1",
+// Kinds netfence reads, with the apiVersions it reads each in (the first
+// is the one named when another group of the same kind is met).
+var knownKinds = map[string][]string{
+	"Namespace":     {"v1"},
+	"Pod":           {"v1"},
+	"NetworkPolicy": {"networking.k8s.io/v1"},
+	"Node":          {"v1"},
+	// sigs.k8s.io/network-policy-api: v1alpha2 and v1beta1 are one
+	// resource with one schema.
+	cluster.KindCNP:  {cluster.PolicyAPIGroup + "/v1beta1", cluster.PolicyAPIGroup + "/v1alpha2"},
+	cluster.KindANP:  {cluster.PolicyAPIGroup + "/v1alpha1"},
+	cluster.KindBANP: {cluster.PolicyAPIGroup + "/v1alpha1"},
 }
 
 // legacyPolicyAPIVersion is the NetworkPolicy apiVersion of Kubernetes
@@ -17,7 +27,8 @@ var knownKinds = map[string]string{
 const legacyPolicyAPIVersion = "extensions/v1beta1"
 
 // kindsToSuggest are the kinds a near miss is compared with.
-var kindsToSuggest = []string{"Namespace", "Pod", "NetworkPolicy", "List"}
+var kindsToSuggest = []string{"Namespace", "Pod", "NetworkPolicy", "List", "Node",
+	cluster.KindCNP, cluster.KindANP, cluster.KindBANP}
 
 // apiVerdict is what to do with a known kind given its apiVersion.
 type apiVerdict int
@@ -31,9 +42,8 @@ const (
 
 // checkAPIVersion classifies the apiVersion of an object of a known kind.
 func checkAPIVersion(kind, apiVersion string) apiVerdict {
-	want := knownKinds[kind]
 	switch {
-	case apiVersion == want:
+	case slices.Contains(knownKinds[kind], apiVersion):
 		return apiRead
 	case kind == "NetworkPolicy" && apiVersion == legacyPolicyAPIVersion:
 		return apiReadLegacy
@@ -72,8 +82,8 @@ func apiGroup(apiVersion string) string {
 // suggestKind returns the known kind (or List) that kind is a near miss of,
 // or "". A near miss differs only in case, is a plural, or is within a
 // Damerau-Levenshtein distance, case-insensitive, of 2 (of 1 for the short
-// Pod and List, so that real kinds such as Job and Node are no near miss of
-// Pod).
+// Pod, Node and List, so that real kinds such as Job and Node are no near
+// miss of Pod).
 func suggestKind(kind string) string {
 	if _, known := knownKinds[kind]; known || kind == "List" || kind == "" {
 		return ""
@@ -152,7 +162,17 @@ func nearMissMessage(kind, known string) string {
 
 func otherGroupMessage(kind, apiVersion string) string {
 	return fmt.Sprintf("apiVersion %q: a %s of API group %q is a different resource from the Kubernetes %s (%s), which netfence does not enforce; the object is ignored",
-		apiVersion, kind, apiGroup(apiVersion), kind, knownKinds[kind])
+		apiVersion, kind, apiGroup(apiVersion), kind, knownKinds[kind][0])
+}
+
+// supportedValues lists apiVersions as field.NotSupported does: quoted,
+// separated by ", ".
+func supportedValues(vs []string) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, ", ")
 }
 
 func legacyMessage(apiVersion, readAs string) string {
@@ -160,13 +180,9 @@ func legacyMessage(apiVersion, readAs string) string {
 }
 
 // unenforcedPolicyKinds are policy kinds of other APIs that a user may
-// expect netfence to read: the cluster-scoped policies of
-// sigs.k8s.io/network-policy-api and the CNIs' own. They are skipped, and
-// a warning says so, because every answer then leaves them out.
+// expect netfence to read: the CNIs' own. They are skipped, and a warning
+// says so, because every answer then leaves them out.
 var unenforcedPolicyKinds = map[string]bool{
-	"ClusterNetworkPolicy":           true, // policy.networking.k8s.io (network-policy-api)
-	"AdminNetworkPolicy":             true,
-	"BaselineAdminNetworkPolicy":     true,
 	"GlobalNetworkPolicy":            true, // Calico
 	"StagedNetworkPolicy":            true,
 	"StagedGlobalNetworkPolicy":      true,

@@ -1,7 +1,8 @@
 // Package manifest reads Kubernetes manifests (YAML or JSON, multi-document,
-// kind List and *List) into typed Namespaces, Pods and NetworkPolicies,
-// validated as the API server would. Every error names the file, the
-// document and the field.
+// kind List and *List) into typed Namespaces, Pods, NetworkPolicies, Nodes
+// and cluster-scoped policies (ClusterNetworkPolicy, AdminNetworkPolicy,
+// BaselineAdminNetworkPolicy), validated as the API server would. Every
+// error names the file, the document and the field.
 //
 // # Documents
 //
@@ -19,24 +20,46 @@
 //
 // # Kinds and apiVersions
 //
-// Namespace (v1), Pod (v1) and NetworkPolicy (networking.k8s.io/v1) are
-// read; other kinds are skipped (Objects.Skipped). Some cases are warnings
-// (Objects.Warnings): loading goes on, but the user must see them.
+// Namespace (v1), Pod (v1), NetworkPolicy (networking.k8s.io/v1), Node (v1:
+// its labels and status.addresses), ClusterNetworkPolicy
+// (policy.networking.k8s.io/v1beta1 and v1alpha2, one resource),
+// AdminNetworkPolicy and BaselineAdminNetworkPolicy
+// (policy.networking.k8s.io/v1alpha1) are read; other kinds are skipped
+// (Objects.Skipped). Some cases are warnings (Objects.Warnings): loading
+// goes on, but the user must see them.
 //
-//   - A kind that is a near miss of Namespace, Pod, NetworkPolicy or List
-//     (differs only in case, is the plural, or is within Damerau-Levenshtein
-//     distance 2, 1 for Pod and List) is skipped with a warning.
+//   - A kind that is a near miss of a kind read or of List (differs only in
+//     case, is the plural, or is within Damerau-Levenshtein distance 2, 1
+//     for Pod, Node and List) is skipped with a warning.
 //   - A known kind of a third-party API group (a group with a dot outside
 //     k8s.io and kubernetes.io, e.g. projectcalico.org/v3 NetworkPolicy) is a
 //     different resource that netfence does not enforce: skipped with a
-//     warning.
+//     warning; so are the CNIs' own policy kinds (Calico's
+//     GlobalNetworkPolicy, Cilium's CiliumNetworkPolicy, ...).
 //   - A NetworkPolicy of extensions/v1beta1 (Kubernetes before 1.16, same
 //     schema) is read as networking.k8s.io/v1, with a warning.
 //
 // Any other apiVersion of a known kind, such as networking.k8s.io/v2 or v1
-// NetworkPolicy, or v2 Pod, is an error: a policy netfence cannot read is
-// never ignored silently (fail closed). The same object (kind, namespace,
-// name) defined twice is an error naming both places.
+// NetworkPolicy, policy.networking.k8s.io/v1alpha1 ClusterNetworkPolicy, or
+// v2 Pod, is an error: a policy netfence cannot read is never ignored
+// silently (fail closed). The same object (kind, namespace, name) defined
+// twice is an error naming both places; a ClusterNetworkPolicy read as
+// v1alpha2 and as v1beta1 is one object.
+//
+// # Cluster-scoped policies
+//
+// ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy
+// objects are validated as an API server with the upstream CRDs installed
+// validates them on create (package validation/crd: structural defaulting,
+// such as a v1alpha1 port protocol defaulting to TCP; unknown fields as
+// errors; metadata, with metadata.namespace forbidden; the OpenAPI schema;
+// the CEL rules), decoded strictly from the defaulted object into the
+// network-policy-api types, converted to the v1beta1 form
+// (cluster.ClusterPolicy) and compiled (policy.CompileCluster), which
+// refuses what the CRD lets through but netfence cannot enforce as written.
+// An object that fails either is an error and, when it decoded, is listed
+// in Objects.InvalidClusterPolicies for the node agent to fail closed. The
+// CRD validator is built once per Loader, on the first such object.
 package manifest
 
 import (
@@ -62,6 +85,7 @@ import (
 
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/validation"
+	"github.com/netfence/netfence/internal/validation/crd"
 )
 
 // Location names where an object came from.
@@ -144,6 +168,18 @@ type Objects struct {
 	// cluster; the node agent uses them to fail closed (a policy that
 	// never compiled denies the pods it selects).
 	InvalidPolicies []*networkingv1.NetworkPolicy
+	// ClusterPolicies are the cluster-scoped policies
+	// (ClusterNetworkPolicy, AdminNetworkPolicy,
+	// BaselineAdminNetworkPolicy) in file order, each validated against
+	// its CRD and compiled (policy.CompileCluster).
+	ClusterPolicies []*cluster.ClusterPolicy
+	// Nodes are the Nodes read, in file order: their labels and
+	// addresses.
+	Nodes []*cluster.Node
+	// InvalidClusterPolicies are cluster-scoped policies that decode but
+	// fail CRD validation or do not compile (each also reported in the
+	// errors), for the node agent to fail closed as for InvalidPolicies.
+	InvalidClusterPolicies []*cluster.ClusterPolicy
 }
 
 // Warning is a problem that does not stop loading but that a user must see.
@@ -157,13 +193,30 @@ func (w Warning) String() string { return w.Location.String() + ": " + w.Message
 
 // Cluster builds the cluster model from the objects.
 func (o *Objects) Cluster() *cluster.Cluster {
-	return cluster.FromAPI(o.Namespaces, o.Pods, o.Policies)
+	parts := cluster.Parts{
+		Namespaces:      make([]*cluster.Namespace, len(o.Namespaces)),
+		Pods:            make([]*cluster.Pod, len(o.Pods)),
+		Policies:        o.Policies,
+		ClusterPolicies: o.ClusterPolicies,
+		Nodes:           o.Nodes,
+	}
+	for i, ns := range o.Namespaces {
+		parts.Namespaces[i] = cluster.NamespaceFromAPI(ns)
+	}
+	for i, p := range o.Pods {
+		parts.Pods[i] = cluster.PodFromAPI(p)
+	}
+	return cluster.NewWith(parts)
 }
 
-// Loader reads manifests.
+// Loader reads manifests. A Loader may be used for several loads, also
+// concurrently (Stdin aside): the CRD validator it builds on the first
+// cluster-scoped policy it meets is reused.
 type Loader struct {
 	// Stdin is read for the path "-".
 	Stdin io.Reader
+
+	crd lazyValidator
 }
 
 // Load reads every path: a file, a directory (recursively, files ending in
@@ -173,7 +226,6 @@ type Loader struct {
 // Errors. Warnings (Objects.Warnings) are no errors: they never make Load
 // return one.
 func (l *Loader) Load(paths []string) (*Objects, error) {
-	o := &Objects{Where: map[string]Location{}}
 	var errs Errors
 	var docs []document
 	for _, p := range paths {
@@ -208,7 +260,25 @@ func (l *Loader) Load(paths []string) (*Objects, error) {
 			docs = append(docs, d...)
 		}
 	}
-	results := decodeAll(docs)
+	return l.decode(docs, errs)
+}
+
+// LoadData reads data as Load reads a file called name: a YAML or JSON
+// stream. Errors and warnings name name as the file.
+func (l *Loader) LoadData(name string, data []byte) (*Objects, error) {
+	var errs Errors
+	docs, err := fileDocuments(name, data)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return l.decode(docs, errs)
+}
+
+// decode decodes the documents and collects the objects, adding to errs
+// the problems of reading the files.
+func (l *Loader) decode(docs []document, errs Errors) (*Objects, error) {
+	o := &Objects{Where: map[string]Location{}}
+	results := decodeAll(docs, l.crd.get)
 	for _, r := range results {
 		errs = append(errs, r.errs...)
 		for _, obj := range r.objects {
@@ -223,11 +293,16 @@ func (l *Loader) Load(paths []string) (*Objects, error) {
 				o.Pods = append(o.Pods, v)
 			case *networkingv1.NetworkPolicy:
 				o.Policies = append(o.Policies, v)
+			case *cluster.ClusterPolicy:
+				o.ClusterPolicies = append(o.ClusterPolicies, v)
+			case *cluster.Node:
+				o.Nodes = append(o.Nodes, v)
 			}
 		}
 		o.Skipped = append(o.Skipped, r.skipped...)
 		o.Warnings = append(o.Warnings, r.warnings...)
 		o.InvalidPolicies = append(o.InvalidPolicies, r.invalid...)
+		o.InvalidClusterPolicies = append(o.InvalidClusterPolicies, r.invalidCluster...)
 	}
 	sortObjects(o)
 	if len(errs) > 0 {
@@ -282,7 +357,12 @@ type docResult struct {
 	warnings []Warning
 	// invalid are NetworkPolicies that decode but fail validation.
 	invalid []*networkingv1.NetworkPolicy
-	errs    Errors
+	// invalidCluster are cluster-scoped policies that decode but fail
+	// validation or compilation.
+	invalidCluster []*cluster.ClusterPolicy
+	errs           Errors
+	// crd returns the loader's CRD validator, built on first use.
+	crd func() (*crd.Validator, error)
 }
 
 func (r *docResult) warn(loc Location, msg string) {
@@ -290,7 +370,8 @@ func (r *docResult) warn(loc Location, msg string) {
 }
 
 // decodeAll decodes documents on every CPU; results keep document order.
-func decodeAll(docs []document) []docResult {
+// validator returns the CRD validator for cluster-scoped policies.
+func decodeAll(docs []document, validator func() (*crd.Validator, error)) []docResult {
 	results := make([]docResult, len(docs))
 	workers := runtime.GOMAXPROCS(0)
 	if workers > len(docs) {
@@ -307,7 +388,7 @@ func decodeAll(docs []document) []docResult {
 				if i >= len(docs) {
 					return
 				}
-				results[i] = decodeDocument(docs[i])
+				results[i] = decodeDocument(docs[i], validator)
 			}
 		}()
 	}
@@ -315,7 +396,8 @@ func decodeAll(docs []document) []docResult {
 	return results
 }
 
-func decodeDocument(d document) (r docResult) {
+func decodeDocument(d document, validator func() (*crd.Validator, error)) (r docResult) {
+	r.crd = validator
 	j, err := yamlToJSON(d.data)
 	if err != nil {
 		what := "invalid YAML: "
@@ -431,7 +513,7 @@ func (r *docResult) addItem(loc Location, apiVersion string, data []byte) Errors
 		r.skipped = append(r.skipped, Skipped{Location: loc, APIVersion: apiVersion})
 		return nil
 	case apiUnknown:
-		return Errors{{Location: loc, Detail: fmt.Sprintf("apiVersion: Unsupported value: %q: supported values: %q", apiVersion, want)}}
+		return Errors{{Location: loc, Detail: fmt.Sprintf("apiVersion: Unsupported value: %q: supported values: %s", apiVersion, supportedValues(want))}}
 	}
 	var errs field.ErrorList
 	var key string
@@ -471,8 +553,8 @@ func (r *docResult) addItem(loc Location, apiVersion string, data []byte) Errors
 			loc.Namespace = np.Namespace
 		}
 		if legacy {
-			r.warn(loc, legacyMessage(apiVersion, want))
-			np.APIVersion = want
+			r.warn(loc, legacyMessage(apiVersion, want[0]))
+			np.APIVersion = want[0]
 		}
 		errs = validation.NetworkPolicy(np)
 		key = "NetworkPolicy " + np.Namespace + "/" + np.Name
@@ -481,6 +563,18 @@ func (r *docResult) addItem(loc Location, apiVersion string, data []byte) Errors
 		} else {
 			r.invalid = append(r.invalid, np)
 		}
+	case "Node":
+		node := &corev1.Node{}
+		if err := decodeInto(data, node, false); err != nil {
+			return Errors{{Location: loc, Detail: err.Error()}}
+		}
+		errs = validateNode(node)
+		key = "Node " + node.Name
+		if len(errs) == 0 {
+			r.objects = append(r.objects, decoded{loc, key, cluster.NodeFromAPI(node)})
+		}
+	case cluster.KindCNP, cluster.KindANP, cluster.KindBANP:
+		return r.addClusterPolicy(loc, apiVersion, data)
 	}
 	out := make(Errors, len(errs))
 	for i, e := range errs {

@@ -822,7 +822,7 @@ func FuzzLoad(f *testing.F) {
 		if !ok {
 			return
 		}
-		if got := len(objs.Namespaces) + len(objs.Pods) + len(objs.Policies) + len(objs.Skipped); got != want {
+		if got := len(objs.Namespaces) + len(objs.Pods) + len(objs.Policies) + len(objs.ClusterPolicies) + len(objs.Nodes) + len(objs.Skipped); got != want {
 			t.Fatalf("netfence reads %d objects, kubectl %d, in %q", got, want, data)
 		}
 	})
@@ -834,7 +834,8 @@ func FuzzLoad(f *testing.F) {
 // that a kind List or *List counts as the number of its items, as netfence
 // counts the items of a List and not the List. What it is compared with is
 // what netfence reads when Load returns no error: every Namespace, Pod,
-// NetworkPolicy and skipped object (warned about or not), each List item
+// NetworkPolicy, Node, cluster-scoped policy and skipped object (warned
+// about or not), each List item
 // counted once. ok is false when kubectl's decoder returns an error (the
 // comparison is only for inputs both read).
 func kubectlCount(data []byte) (n int, ok bool) {

@@ -169,7 +169,9 @@ func TestLoadWarnings(t *testing.T) {
 		{"NameSpace", "apiVersion: v1\nkind: NameSpace\nmetadata: {name: n}\n", []string{"FILE: document 1 (NameSpace n): " + nearMiss("NameSpace", "Namespace")}, nil, 1},
 		{"list", "apiVersion: v1\nkind: list\nitems: []\n", []string{"FILE: document 1 (list): " + nearMiss("list", "List")}, nil, 1},
 		{"near miss in a List", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Nmespace\n  metadata: {name: n}\n", []string{"FILE: document 1 item 1 (Nmespace n): " + nearMiss("Nmespace", "Namespace")}, nil, 1},
-		{"real kinds are no near miss", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n", nil, nil, 3},
+		{"real kinds are no near miss", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r, namespace: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n", nil, nil, 3},
+		{"nodes", "apiVersion: v1\nkind: Nodes\nmetadata: {name: n}\n", []string{"FILE: document 1 (Nodes n): " + nearMiss("Nodes", "Node")}, nil, 1},
+		{"ClusterNetworkPolicies", "apiVersion: policy.networking.k8s.io/v1beta1\nkind: ClusterNetworkPolicies\nmetadata: {name: c}\n", []string{"FILE: document 1 (ClusterNetworkPolicies c): " + nearMiss("ClusterNetworkPolicies", "ClusterNetworkPolicy")}, nil, 1},
 		{"Calico NetworkPolicy", policy("projectcalico.org/v3", "NetworkPolicy"), []string{"FILE: document 1 (NetworkPolicy a/x): " + otherGroup("projectcalico.org/v3", "projectcalico.org")}, nil, 1},
 		{"Calico CRD NetworkPolicy", policy("crd.projectcalico.org/v1", "NetworkPolicy"), []string{"FILE: document 1 (NetworkPolicy a/x): " + otherGroup("crd.projectcalico.org/v1", "crd.projectcalico.org")}, nil, 1},
 		{"cilium.io Pod", "apiVersion: cilium.io/v2\nkind: Pod\nmetadata: {name: p, namespace: a}\n", []string{`FILE: document 1 (Pod a/p): apiVersion "cilium.io/v2": a Pod of API group "cilium.io" is a different resource from the Kubernetes Pod (v1), which netfence does not enforce; the object is ignored`}, nil, 1},
@@ -260,16 +262,28 @@ func TestLoadDuplicateNamesBothFiles(t *testing.T) {
 	}
 }
 
-// TestUnenforcedPolicyKindsWarn: a ClusterNetworkPolicy or a CNI's own
-// policy kind is skipped with a warning, never silently.
+// TestUnenforcedPolicyKindsWarn: a CNI's own policy kind is skipped with a
+// warning, never silently; the cluster-scoped policies of
+// network-policy-api are read, without one.
 func TestUnenforcedPolicyKindsWarn(t *testing.T) {
+	t.Parallel()
 	in := `apiVersion: policy.networking.k8s.io/v1beta1
 kind: ClusterNetworkPolicy
 metadata: {name: deny-all}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {}}
+  egress:
+  - {action: Deny, to: [{networks: [0.0.0.0/0]}]}
 ---
 apiVersion: crd.projectcalico.org/v1
 kind: GlobalNetworkPolicy
 metadata: {name: g}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: c, namespace: x}
 ---
 apiVersion: v1
 kind: ConfigMap
@@ -279,13 +293,13 @@ metadata: {name: c, namespace: x}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(objs.Skipped) != 3 {
-		t.Fatalf("skipped %d, want 3", len(objs.Skipped))
+	if len(objs.Skipped) != 3 || len(objs.ClusterPolicies) != 1 {
+		t.Fatalf("skipped %d, cluster policies %d, want 3 and 1", len(objs.Skipped), len(objs.ClusterPolicies))
 	}
 	if len(objs.Warnings) != 2 {
-		t.Fatalf("warnings %v, want one for each policy kind and none for the ConfigMap", objs.Warnings)
+		t.Fatalf("warnings %v, want one for each CNI policy kind and none for the ConfigMap", objs.Warnings)
 	}
-	for i, kind := range []string{"ClusterNetworkPolicy", "GlobalNetworkPolicy"} {
+	for i, kind := range []string{"GlobalNetworkPolicy", "CiliumNetworkPolicy"} {
 		if w := objs.Warnings[i].String(); !strings.Contains(w, kind) || !strings.Contains(w, "not read by netfence yet") {
 			t.Errorf("warning %d: %s", i, w)
 		}
