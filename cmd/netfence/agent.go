@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
 
 	"github.com/netfence/netfence/internal/agent"
 	"github.com/netfence/netfence/internal/conntrack"
@@ -33,6 +34,7 @@ type agentFlags struct {
 	healthAddr      string
 	metricsAddr     string
 	keepEstablished bool
+	recheck         time.Duration
 }
 
 func newAgentCommand(s *streams) *cobra.Command {
@@ -50,11 +52,17 @@ Invalid manifests are reported and skipped; an object whose manifest became
 invalid keeps its last valid version in force.
 
 Kubernetes mode: --kubeconfig FILE (or KUBECONFIG) or --in-cluster watches
-Namespaces, Pods and NetworkPolicies with client-go shared informers and feeds
-the same compiler and renderer. Only pods on --node get chains; every pod is a
-peer. When the API server is unreachable the last state stays enforced; on
-restart the previous rules stay in the kernel until the first full sync
-replaces them atomically. Invalid policies get a Warning Event.
+Namespaces, Pods, NetworkPolicies and Nodes with client-go shared informers
+and feeds the same compiler and renderer. Only pods on --node get chains;
+every pod is a peer. Cluster-scoped policies of policy.networking.k8s.io
+(ClusterNetworkPolicy v1beta1, or v1alpha2; AdminNetworkPolicy and
+BaselineAdminNetworkPolicy v1alpha1) are watched while the API server serves
+them: discovery is asked at start and every --discovery-interval, so CRDs
+installed later are picked up and removed ones forgotten; without them the
+agent enforces NetworkPolicy alone. When the API server is unreachable the
+last state stays enforced; on restart the previous rules stay in the kernel
+until the first full sync replaces them atomically. Policies that cannot be
+enforced as written get a Warning Event.
 
 /healthz, /readyz (ready once the first sync is in the kernel; not while the
 kernel refuses the ruleset or the manifests cannot be read) and Prometheus
@@ -93,6 +101,7 @@ from spec.nodeName); KUBECONFIG as for kubectl.`,
 	fl.BoolVar(&f.kube.InCluster, "in-cluster", false, "Kubernetes mode with the pod's service account")
 	fl.StringVar(&f.healthAddr, "health-addr", "127.0.0.1:9808", "address of /healthz and /readyz, and of /metrics unless --metrics-addr is set (empty: off); loopback by default")
 	fl.BoolVar(&f.keepEstablished, "keep-established", false, "do not cut established flows that a policy change denies (by default their conntrack entries are deleted in the same sync)")
+	fl.DurationVar(&f.recheck, "discovery-interval", 30*time.Second, "Kubernetes mode: how often to ask the API server which cluster-scoped policy CRDs it serves")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead (opt-in; e.g. :9809 exposes the metrics, unauthenticated, on every address of a hostNetwork node: firewall it)")
 	cmd.AddCommand(newAgentCleanupCommand(s))
 	return cmd
@@ -227,11 +236,13 @@ func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	report, stop := agent.EventReporter(client, opts.Node)
-	defer stop()
-	cfg.Rejected = report
+	policyClient, err := versioned.NewForConfig(restCfg)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	infOpts := kube.Options{Policy: policyClient, Recheck: f.recheck, Log: log}
 	if f.dryRun {
-		inf := kube.NewInformers(client)
+		inf := kube.NewInformers(client, infOpts)
 		if !inf.Start(ctx) {
 			return ctx.Err()
 		}
@@ -239,7 +250,10 @@ func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 		_, err := fmt.Fprint(s.out, m.Text())
 		return err
 	}
-	return agent.RunKube(ctx, agent.New(cfg), kube.NewInformers(client), agent.KubeOptions{Once: f.once})
+	events := agent.NewEventReporter(client, opts.Node)
+	defer events.Stop()
+	cfg.Rejected, cfg.Noticed = events.Rejected, events.Noticed
+	return agent.RunKube(ctx, agent.New(cfg), kube.NewInformers(client, infOpts), agent.KubeOptions{Once: f.once})
 }
 
 func newAgentCleanupCommand(s *streams) *cobra.Command {

@@ -14,7 +14,7 @@ func newCheckCommand(s *streams) *cobra.Command {
 	var req analysis.CheckRequest
 	var output string
 	cmd := &cobra.Command{
-		Use:   "check -f MANIFESTS --from NS/POD|IP --to NS/POD|IP --port PROTO/PORT|PROTO/NAME",
+		Use:   "check -f MANIFESTS --from NS/POD|IP --to NS/POD|IP|DOMAIN[=IP] --port PROTO/PORT|PROTO/NAME",
 		Short: "Can one endpoint reach another, and why? Exit 0 allowed, 1 denied, 2 error",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -48,7 +48,7 @@ func newCheckCommand(s *streams) *cobra.Command {
 	}
 	src.register(cmd)
 	cmd.Flags().StringVar(&req.From, "from", "", "source: NAMESPACE/POD or an IP address")
-	cmd.Flags().StringVar(&req.To, "to", "", "destination: NAMESPACE/POD or an IP address")
+	cmd.Flags().StringVar(&req.To, "to", "", "destination: NAMESPACE/POD, an IP address, or a domain name NAME or NAME=IP (what cluster policies' domainNames match)")
 	cmd.Flags().StringVar(&req.Port, "port", "", "PROTOCOL/PORT or PROTOCOL/NAME (a named port of the destination pod)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
@@ -106,11 +106,27 @@ func newMatrixCommand(s *streams) *cobra.Command {
 func newDescribeCommand(s *streams) *cobra.Command {
 	var src sourceFlags
 	cmd := &cobra.Command{
-		Use:   "describe -f MANIFESTS (policy|pod) NAMESPACE/NAME",
+		Use:   "describe -f MANIFESTS (policy|pod) NAMESPACE/NAME | clusterpolicy [cnp/|anp/|banp/]NAME",
 		Short: "A policy in words, or a pod's isolation and the policies that apply to it",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, name := strings.ToLower(args[0]), args[1]
+			switch kind {
+			case "clusterpolicy", "clusterpolicies", "clusternetworkpolicy", "cnp", "adminnetworkpolicy", "anp", "baselineadminnetworkpolicy", "banp":
+				set, err := src.load(cmd.Context(), s)
+				if err != nil {
+					return err
+				}
+				if prefix := clusterPolicyKind(kind); prefix != "" && !strings.Contains(name, "/") {
+					name = prefix + "/" + name
+				}
+				p, err := analysis.FindClusterPolicy(set, name)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				analysis.DescribeClusterPolicy(s.out, set, p, src.conflicts)
+				return nil
+			}
 			ns, n, ok := strings.Cut(name, "/")
 			if !ok {
 				ns, n = "default", name
@@ -133,11 +149,25 @@ func newDescribeCommand(s *streams) *cobra.Command {
 				}
 				analysis.DescribePod(s.out, set, pod)
 			default:
-				return &exitError{code: 2, err: fmt.Errorf("describe %q: must be policy or pod", args[0])}
+				return &exitError{code: 2, err: fmt.Errorf("describe %q: must be policy or pod, or clusterpolicy (cnp, anp, banp)", args[0])}
 			}
 			return nil
 		},
 	}
 	src.register(cmd)
 	return cmd
+}
+
+// clusterPolicyKind returns the short kind a describe kind names ("cnp"
+// for clusternetworkpolicy), or "" for clusterpolicy, which takes any.
+func clusterPolicyKind(kind string) string {
+	switch kind {
+	case "clusternetworkpolicy", "cnp":
+		return "cnp"
+	case "adminnetworkpolicy", "anp":
+		return "anp"
+	case "baselineadminnetworkpolicy", "banp":
+		return "banp"
+	}
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/netfence/netfence/internal/analysis"
 )
 
 // Golden files hold a command's exit code, stdout and stderr. Regenerate
@@ -117,6 +120,35 @@ var goldenCases = []struct {
 	{"describe-default-deny-egress-policy", "", []string{"describe", "-f", ex("default-deny-egress"), "policy", "team-a/default-deny-egress"}, 0},
 	{"describe-edge-pod-agent", "", []string{"describe", "-f", "testdata/edge.yaml", "pod", "edge/node-agent"}, 0},
 	{"describe-edge-pod-pending", "", []string{"describe", "-f", "testdata/edge.yaml", "pod", "edge/pending"}, 0},
+	// Cluster-scoped policy: tiers, Pass, ties, nodes, domain names.
+	{"matrix-guardrails", "", []string{"matrix", "-f", ex("cluster-guardrails")}, 0},
+	{"matrix-guardrails-json", "", []string{"matrix", "-f", ex("cluster-guardrails"), "-o", "json", "--ports", "TCP/8443,TCP/9100"}, 0},
+	{"matrix-guardrails-summary", "", []string{"matrix", "-f", ex("cluster-guardrails"), "-o", "summary"}, 0},
+	{"matrix-tiers", "", []string{"matrix", "-f", "testdata/tiers.yaml", "--ports", "TCP/8080,TCP/9100,TCP/5432"}, 0},
+	{"check-guardrails-admin-accept", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "team-a/checkout-0", "--to", "payments/payments-api-0", "--port", "TCP/https"}, 0},
+	{"check-guardrails-pass-to-np", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "team-b/client-0", "--to", "team-a/web-0", "--port", "TCP/80"}, 0},
+	{"check-guardrails-baseline-json", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "team-a/web-0", "--to", "team-b/report-0", "--port", "TCP/8080", "-o", "json"}, 1},
+	{"check-guardrails-default", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "monitoring/prometheus-0", "--to", "kube-system/coredns-0", "--port", "UDP/53"}, 0},
+	{"check-guardrails-node", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "monitoring/prometheus-0", "--to", "monitoring/node-exporter-node-1", "--port", "TCP/22"}, 1},
+	{"check-guardrails-metadata", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "payments/payments-api-0", "--to", "169.254.169.254", "--port", "TCP/80"}, 1},
+	{"check-tiers-tie", "", []string{"check", "-f", "testdata/tiers.yaml", "--from", "dev/tool", "--to", "prod/web", "--port", "TCP/http"}, 1},
+	{"check-tiers-tie-json", "", []string{"check", "-f", "testdata/tiers.yaml", "--from", "dev/tool", "--to", "prod/web", "--port", "TCP/8080", "-o", "json"}, 1},
+	{"check-tiers-anp", "", []string{"check", "-f", "testdata/tiers.yaml", "--from", "prod/web", "--to", "prod/db", "--port", "TCP/5432"}, 1},
+	{"check-tiers-banp", "", []string{"check", "-f", "testdata/tiers.yaml", "--from", "prod/web", "--to", "8.8.8.8", "--port", "UDP/53"}, 1},
+	{"check-tiers-domain", "", []string{"check", "-f", "testdata/tiers.yaml", "--from", "dev/tool", "--to", "api.partner.example", "--port", "TCP/443"}, 0},
+	{"check-tiers-domain-ip-json", "", []string{"check", "-f", "testdata/tiers.yaml", "--from", "dev/tool", "--to", "API.partner.example.=203.0.113.7", "--port", "TCP/443", "-o", "json"}, 0},
+	{"check-tiers-domain-other", "", []string{"check", "-f", "testdata/tiers.yaml", "--from", "prod/web", "--to", "example.com", "--port", "TCP/443"}, 1},
+	{"describe-guardrails-cnp-payments", "", []string{"describe", "-f", ex("cluster-guardrails"), "clusterpolicy", "protect-payments"}, 0},
+	{"describe-guardrails-cnp-nodes", "", []string{"describe", "-f", ex("cluster-guardrails"), "cnp", "monitoring-to-nodes"}, 0},
+	{"describe-guardrails-cnp-baseline", "", []string{"describe", "-f", ex("cluster-guardrails"), "clusterpolicy", "cnp/tenant-baseline"}, 0},
+	{"describe-guardrails-pod-payments", "", []string{"describe", "-f", ex("cluster-guardrails"), "pod", "payments/payments-api-0"}, 0},
+	{"describe-guardrails-pod-exporter", "", []string{"describe", "-f", ex("cluster-guardrails"), "pod", "monitoring/node-exporter-node-1"}, 0},
+	{"describe-tiers-anp", "", []string{"describe", "-f", "testdata/tiers.yaml", "clusterpolicy", "anp/protect-db"}, 0},
+	{"describe-tiers-cnp-tie", "", []string{"describe", "-f", "testdata/tiers.yaml", "clusterpolicy", "cnp/protect-db"}, 0},
+	{"describe-tiers-banp", "", []string{"describe", "-f", "testdata/tiers.yaml", "banp", "default"}, 0},
+	{"describe-tiers-domains", "", []string{"describe", "-f", "testdata/tiers.yaml", "clusterpolicy", "egress-allowlist"}, 0},
+	{"describe-tiers-pod-tool", "", []string{"describe", "-f", "testdata/tiers.yaml", "pod", "dev/tool"}, 0},
+	{"describe-tiers-ambiguous", "", []string{"describe", "-f", "testdata/tiers.yaml", "clusterpolicy", "protect-db"}, 2},
 	// Errors: exit 2.
 	{"error-invalid-manifest", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: db\n  namespace: prod\nspec:\n  podSelector: {}\n  ingress:\n  - ports:\n    - port: 80\n      endPort: 70\n",
 		[]string{"matrix", "-f", "-"}, 2},
@@ -193,6 +225,110 @@ func TestCheckExitCodes(t *testing.T) {
 		}
 		if tc.code == 2 && !strings.HasPrefix(stderr, "error: ") {
 			t.Errorf("%v: stderr %q, want an error line", tc.args, stderr)
+		}
+	}
+}
+
+func TestClusterPolicyExitCodes(t *testing.T) {
+	t.Parallel()
+	tiers := "testdata/tiers.yaml"
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"describe", "-f", tiers, "clusterpolicy", "nope"}, 2, `no cluster policy named "nope"`},
+		{[]string{"describe", "-f", tiers, "clusterpolicy", "cnp/nope"}, 2, "no cluster policy cnp/nope"},
+		{[]string{"describe", "-f", tiers, "clusterpolicy", "netpol/protect-db"}, 2, "the kind must be cnp, anp or banp"},
+		{[]string{"describe", "-f", tiers, "anp", "freeze-dev"}, 2, "no cluster policy anp/freeze-dev"},
+		{[]string{"describe", "-f", tiers, "cnp", "freeze-dev"}, 0, "warning: cnp/freeze-dev and cnp/protect-db"},
+		{[]string{"describe", "-f", tiers, "clusterpolicy", "freeze-dev"}, 0, "warning: cnp/freeze-dev and cnp/protect-db"},
+		{[]string{"check", "-f", tiers, "--from", "dev/tool", "--to", "example.com=10.244.0.10", "--port", "TCP/80"}, 2, "is the address of pod prod/web"},
+		{[]string{"check", "-f", tiers, "--from", "dev/tool", "--to", "example.com=nope", "--port", "TCP/80"}, 2, `"nope" is not an IP address`},
+		{[]string{"check", "-f", tiers, "--from", "dev/tool", "--to", "-bad.example=1.2.3.4", "--port", "TCP/80"}, 2, "not a domain name"},
+		{[]string{"check", "-f", tiers, "--from", "dev/tool", "--to", "example.com", "--port", "TCP/http"}, 2, "a named port needs a destination pod"},
+		{[]string{"check", "-f", tiers, "--from", "dev/tool", "--to", "nodots", "--port", "TCP/80"}, 2, `"nodots": no such pod`},
+	} {
+		_, stderr, code := run(t, "", tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.stderr) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q in stderr", tc.args, code, stderr, tc.code, tc.stderr)
+		}
+	}
+}
+
+// TestMatrixJSONTiersMatchCheck: the matrix's per-cell verdict, layer and
+// rule (by classes) equal what check reports for the pair (Set.Evaluate).
+func TestMatrixJSONTiersMatchCheck(t *testing.T) {
+	t.Parallel()
+	for _, src := range []string{ex("cluster-guardrails"), "testdata/tiers.yaml"} {
+		stdout, stderr, code := run(t, "", "matrix", "-f", src, "-o", "json", "--ports", "TCP/8080,TCP/9100,UDP/53")
+		if code != 0 {
+			t.Fatalf("matrix: exit %d: %s", code, stderr)
+		}
+		var m struct {
+			Results []struct {
+				From, To, Protocol                               string
+				Port                                             int
+				Allowed, Egress, Ingress                         bool
+				EgressTier, IngressTier, EgressRule, IngressRule string
+			}
+		}
+		if err := json.Unmarshal([]byte(stdout), &m); err != nil {
+			t.Fatal(err)
+		}
+		// check -o json's fields, from the same input loaded once.
+		flags := &sourceFlags{files: []string{src}}
+		set, err := flags.load(context.Background(), &streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tiers := 0
+		for _, r := range m.Results {
+			if r.From == r.To {
+				continue
+			}
+			res, err := analysis.Check(set, analysis.CheckRequest{From: r.From, To: r.To, Port: r.Protocol + "/" + strconv.Itoa(r.Port)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := res.WriteJSON(&buf); err != nil {
+				t.Fatal(err)
+			}
+			var c struct {
+				Allowed         bool
+				Egress, Ingress struct {
+					Allowed   bool
+					Layer     string
+					DecidedBy *struct {
+						Policy string
+						Rule   int
+					}
+				}
+			}
+			if err := json.Unmarshal(buf.Bytes(), &c); err != nil {
+				t.Fatalf("check %s -> %s: %v", r.From, r.To, err)
+			}
+			rule := func(d *struct {
+				Policy string
+				Rule   int
+			}, dir string) string {
+				if d == nil {
+					return ""
+				}
+				return d.Policy + " spec." + dir + "[" + strconv.Itoa(d.Rule) + "]"
+			}
+			if c.Allowed != r.Allowed || c.Egress.Allowed != r.Egress || c.Ingress.Allowed != r.Ingress ||
+				c.Egress.Layer != r.EgressTier || c.Ingress.Layer != r.IngressTier ||
+				rule(c.Egress.DecidedBy, "egress") != r.EgressRule || rule(c.Ingress.DecidedBy, "ingress") != r.IngressRule {
+				t.Errorf("%s: %s -> %s %s/%d: matrix %+v, check %+v", src, r.From, r.To, r.Protocol, r.Port, r, c)
+			}
+			if r.EgressTier != "" || r.IngressTier != "" {
+				tiers++
+			}
+		}
+		if tiers == 0 {
+			t.Errorf("%s: no cell with a tier", src)
 		}
 	}
 }

@@ -2,12 +2,17 @@ package main
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/kube"
 )
 
 // TestDeployHardening checks deploy/ against the hardening rules: version
@@ -67,23 +72,44 @@ func TestDeployHardening(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(strings.Split(string(data), "\n---\n")[0]), &role); err != nil {
 		t.Fatal(err)
 	}
+	// What the agent calls: its informers list and watch, its event
+	// recorder creates and patches, its discovery gets.
 	allowed := map[string]string{
-		"/pods": "list,watch", "/namespaces": "list,watch",
+		"/pods": "list,watch", "/namespaces": "list,watch", "/nodes": "list,watch",
 		"networking.k8s.io/networkpolicies": "list,watch",
 		"/events":                           "create,patch",
+	}
+	for _, r := range kube.PolicyResourceNames() {
+		allowed[cluster.PolicyAPIGroup+"/"+r] = "list,watch"
+	}
+	for _, p := range kube.DiscoveryPaths() {
+		allowed[p] = "get"
+	}
+	granted := map[string]bool{}
+	check := func(what string, verbs []string) {
+		want, ok := allowed[what]
+		if !ok {
+			t.Errorf("RBAC grants %s, which the agent does not call", what)
+			return
+		}
+		granted[what] = true
+		if got := strings.Join(verbs, ","); got != want {
+			t.Errorf("RBAC verbs on %s: %s, want %s", what, got, want)
+		}
 	}
 	for _, r := range role.Rules {
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
-				want, ok := allowed[g+"/"+res]
-				if !ok {
-					t.Errorf("RBAC grants %s/%s, which the agent does not call", g, res)
-					continue
-				}
-				if got := strings.Join(r.Verbs, ","); got != want {
-					t.Errorf("RBAC verbs on %s/%s: %s, want %s", g, res, got, want)
-				}
+				check(g+"/"+res, r.Verbs)
 			}
+		}
+		for _, u := range r.NonResourceURLs {
+			check(u, r.Verbs)
+		}
+	}
+	for what := range allowed {
+		if !granted[what] {
+			t.Errorf("RBAC does not grant %s, which the agent calls (%s)", what, allowed[what])
 		}
 	}
 
@@ -125,6 +151,59 @@ func TestAgentOnceFailsClosed(t *testing.T) {
 		_, stderr, code := run(t, "", args...)
 		if code != 2 || !strings.Contains(stderr, "nothing applied") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}
+
+// TestDeployCRDs: the kustomizations in deploy/crds reference upstream CRD
+// files of sigs.k8s.io/network-policy-api by release tag, and each file
+// exists at that version (checked in the module cache when it holds the
+// version; the tags are the module's versions).
+func TestDeployCRDs(t *testing.T) {
+	const prefix = "https://raw.githubusercontent.com/kubernetes-sigs/network-policy-api/"
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	modCache := strings.TrimSpace(string(out))
+	want := map[string]bool{ // resources the agent reads
+		"clusternetworkpolicies": false, "adminnetworkpolicies": false, "baselineadminnetworkpolicies": false,
+	}
+	for _, dir := range []string{"../../deploy/crds", "../../deploy/crds/anp-banp"} {
+		var k struct {
+			APIVersion string   `json:"apiVersion"`
+			Kind       string   `json:"kind"`
+			Resources  []string `json:"resources"`
+		}
+		readYAML(t, filepath.Join(dir, "kustomization.yaml"), &k)
+		if k.Kind != "Kustomization" || len(k.Resources) == 0 {
+			t.Fatalf("%s: kind %q, %d resources", dir, k.Kind, len(k.Resources))
+		}
+		for _, url := range k.Resources {
+			rest, ok := strings.CutPrefix(url, prefix)
+			if !ok {
+				t.Errorf("%s: %s is not an upstream network-policy-api file", dir, url)
+				continue
+			}
+			version, path, _ := strings.Cut(rest, "/")
+			for r := range want {
+				if strings.HasSuffix(path, "policy.networking.k8s.io_"+r+".yaml") {
+					want[r] = true
+				}
+			}
+			modDir := filepath.Join(modCache, "sigs.k8s.io", "network-policy-api@"+version)
+			if _, err := os.Stat(modDir); err != nil {
+				t.Logf("%s: sigs.k8s.io/network-policy-api@%s is not in the module cache: %s not checked", dir, version, path)
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(modDir, path)); err != nil {
+				t.Errorf("%s: %s: no %s in sigs.k8s.io/network-policy-api@%s: %v", dir, url, path, version, err)
+			}
+		}
+	}
+	for r, ok := range want {
+		if !ok {
+			t.Errorf("deploy/crds installs no CRD for %s", r)
 		}
 	}
 }

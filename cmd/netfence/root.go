@@ -6,10 +6,13 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
 
+	"github.com/netfence/netfence/internal/analysis"
 	"github.com/netfence/netfence/internal/kube"
 	"github.com/netfence/netfence/internal/manifest"
 	"github.com/netfence/netfence/internal/policy"
@@ -69,8 +72,12 @@ type sourceFlags struct {
 	kube    kube.ConfigOptions
 	live    bool
 	// warnings are the input's warnings, set by load: the manifests',
-	// then the cluster's (cluster.Cluster.Warnings).
+	// then the cluster's (cluster.Cluster.Warnings), then the cluster
+	// policies of equal priority that disagree (analysis.TierConflicts).
 	warnings []string
+	// conflicts are the disagreements of cluster policies of equal
+	// priority, set by load.
+	conflicts []analysis.TierConflict
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -109,7 +116,11 @@ func (f *sourceFlags) load(ctx context.Context, s *streams) (*policy.Set, error)
 		if err != nil {
 			return nil, &exitError{code: 2, err: err}
 		}
-		if live, err = kube.List(ctx, client); err != nil {
+		policyClient, err := versioned.NewForConfig(cfg)
+		if err != nil {
+			return nil, &exitError{code: 2, err: err}
+		}
+		if live, err = kube.List(ctx, client, kube.WithClusterPolicies(policyClient)); err != nil {
 			return nil, &exitError{code: 2, err: fmt.Errorf("read the live cluster: %w", err)}
 		}
 	}
@@ -127,13 +138,29 @@ func (f *sourceFlags) load(ctx context.Context, s *streams) (*policy.Set, error)
 			f.warnings = append(f.warnings, w.String())
 		}
 		live.Overlay(objs.Namespaces, objs.Pods, objs.Policies)
+		live.OverlayCluster(objs.ClusterPolicies, objs.Nodes)
 	}
 	set := policy.NewSet(live.Cluster())
 	if len(set.Rejected) > 0 {
-		// Validation already ran on load; this is a bug guard, not a path.
-		return nil, &exitError{code: 2, err: fmt.Errorf("policies rejected: %v", set.Rejected)}
+		// Files were validated and compiled on load; a live cluster's
+		// objects passed the API server, which lets through what
+		// netfence cannot read as written (a selector operator it does
+		// not know, domainNames in a Deny rule): refuse the whole answer.
+		msgs := make([]string, len(set.Rejected))
+		for i, r := range set.Rejected {
+			msgs[i] = r.Error()
+		}
+		return nil, &exitError{code: 2, err: fmt.Errorf("policies netfence cannot read, nothing analyzed:\n%s", strings.Join(msgs, "\n"))}
 	}
 	f.warnings = append(f.warnings, set.Cluster.Warnings()...)
+	conflicts, err := analysis.TierConflicts(ctx, set)
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	f.conflicts = conflicts
+	for _, c := range conflicts {
+		f.warnings = append(f.warnings, c.String())
+	}
 	for _, w := range f.warnings {
 		fmt.Fprintf(s.err, "warning: %s\n", w)
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,8 +52,13 @@ type Config struct {
 	Metrics *Metrics
 	// Health, when set, records readiness.
 	Health *Health
-	// Rejected, when set, is called for every policy rejected as invalid.
-	Rejected func(*policy.Rejection)
+	// Rejected, when set, is called once per policy version for every
+	// policy the agent cannot compile (NetworkPolicy or cluster policy),
+	// with what it enforces instead.
+	Rejected func(Fallback)
+	// Noticed, when set, is called once per policy version for what the
+	// agent reports about a cluster policy it enforces (see Notice).
+	Noticed func(Notice)
 	// Revoker, when set, deletes the conntrack entries of established
 	// flows that a sync denies, in the same sync, so that an open
 	// connection cannot outlive the policy that allowed it.
@@ -86,9 +92,12 @@ type Stats struct {
 	RevokeErr error
 	// Conflicts counts addresses held by more than one running pod.
 	Conflicts int
-	// Policies and LocalPods describe the input.
-	Policies  int
-	LocalPods int
+	// Policies, ClusterPolicies and LocalPods describe the input:
+	// NetworkPolicies in force and cluster policies in force by tier
+	// (indexed by policy.Tier; fail-closed stand-ins included).
+	Policies        int
+	ClusterPolicies [2]int
+	LocalPods       int
 }
 
 // Agent applies cluster snapshots to the dataplane. Its methods are safe
@@ -101,15 +110,17 @@ type Agent struct {
 	compiler *policy.Compiler
 	renderer *nft.Renderer
 	current  *nft.Model
-	// reported holds rejected policies already logged, by
-	// ns/name@version@action.
+	// reported holds rejected policies and notices already logged, by
+	// key@version@action (see report).
 	reported map[string]bool
 	// warned holds the address conflicts already logged; conflicts counts
 	// those of the last render.
 	warned    map[string]bool
 	conflicts int
-	// lastCompiled holds the last version of each policy that compiled.
-	lastCompiled map[string]*networkingv1.NetworkPolicy
+	// lastCompiled holds the last version of each policy that compiled,
+	// lastCompiledCluster of each cluster policy, by key.
+	lastCompiled        map[string]*networkingv1.NetworkPolicy
+	lastCompiledCluster map[string]*cluster.ClusterPolicy
 }
 
 // New returns an agent. Call CheckKernel before the first Sync.
@@ -119,7 +130,7 @@ func New(cfg Config) *Agent {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{cfg: cfg, log: log, compiler: policy.NewCompiler(), renderer: nft.NewRenderer(cfg.Render),
-		lastCompiled: map[string]*networkingv1.NetworkPolicy{}}
+		lastCompiled: map[string]*networkingv1.NetworkPolicy{}, lastCompiledCluster: map[string]*cluster.ClusterPolicy{}}
 }
 
 // CheckKernel fails loudly when the kernel lacks what the ruleset needs:
@@ -136,10 +147,21 @@ func (a *Agent) CheckKernel(ctx context.Context) error {
 // only local pods whose allowances can differ are re-resolved. A policy
 // that does not compile never opens a pod: its last compiled version stays
 // in force, or, when it never compiled, the pods it selects are isolated in
-// its policyTypes with no allows (see DenyVersion). The set returned lists
-// the rejected policies as read.
+// its policyTypes with no allows (see DenyVersion; for a cluster policy,
+// DenyClusterVersion). The set returned lists the rejected policies as
+// read.
 func (a *Agent) Render(c *cluster.Cluster) (*nft.Model, *policy.Set) {
-	m, set, _ := a.render(c)
+	return a.RenderWith(c, nil)
+}
+
+// RenderWith renders as Render does, with invalid: cluster policies the
+// source read but found invalid (see Snapshot.InvalidClusterPolicies),
+// which are not in c. Each is enforced as a policy that does not compile:
+// its last compiled version, or its DenyClusterVersion.
+func (a *Agent) RenderWith(c *cluster.Cluster, invalid []*policy.Rejection) (*nft.Model, *policy.Set) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m, set, _ := a.render(c, invalid)
 	return m, set
 }
 
@@ -152,38 +174,65 @@ func (a *Agent) Model() *nft.Model {
 	return a.current
 }
 
-func (a *Agent) render(c *cluster.Cluster) (*nft.Model, *policy.Set, []Fallback) {
+func (a *Agent) render(c *cluster.Cluster, invalid []*policy.Rejection) (*nft.Model, *policy.Set, []Fallback) {
 	set := a.compiler.NewSet(c)
 	rejected := set.Rejected
-	sub, fallbacks := a.failClosed(c, set)
+	for _, r := range invalid {
+		if r.ClusterPolicy != nil {
+			rejected = append(slices.Clip(rejected), r)
+		}
+	}
+	sub, fallbacks := a.failClosed(c, set, invalid)
 	if sub != nil {
-		// A last compiled version compiles again, and a deny stand-in
-		// always does unless its namespace is invalid — and no pod can be
-		// in such a namespace, so leaving it out opens nothing.
+		// A last compiled version compiles again, a cluster policy's
+		// stand-in always does, and a NetworkPolicy's deny stand-in does
+		// unless its namespace is invalid — and no pod can be in such a
+		// namespace, so leaving it out opens nothing.
 		set = a.compiler.NewSet(sub)
 		set.Rejected = rejected
 	}
 	a.remember(set, fallbacks)
+	a.report(set, fallbacks)
+	a.warnConflicts(c)
+	return a.renderer.Render(set), set, fallbacks
+}
+
+// report logs, and hands to Config.Rejected and Config.Noticed, every
+// fallback and notice not reported for the same policy version before.
+func (a *Agent) report(set *policy.Set, fallbacks []Fallback) {
 	seen := map[string]bool{}
 	for _, fb := range fallbacks {
 		r := fb.Rejection
-		key := fb.Policy + "@" + r.Policy.ResourceVersion + "@" + fb.Action
+		key := fb.Policy + "@" + rejectionVersion(r) + "@" + fb.Action
 		seen[key] = true
 		if a.reported[key] {
 			continue
 		}
-		if fb.Action == ActionLastGood {
+		switch {
+		case r.ClusterPolicy != nil && fb.Action == ActionLastGood:
+			a.log.Warn("cluster policy rejected: its last compiled version stays in force; other policies still enforced", "policy", fb.Policy, "reason", fb.Reason, "error", r.Err)
+		case r.ClusterPolicy != nil:
+			a.log.Warn("cluster policy rejected: until it is fixed, a stand-in in its tier and priority denies its subject all traffic in every direction it has rules; other policies still enforced", "policy", fb.Policy, "reason", fb.Reason, "error", r.Err)
+		case fb.Action == ActionLastGood:
 			a.log.Warn("policy rejected: its last compiled version stays in force; other policies still enforced", "policy", fb.Policy, "reason", fb.Reason, "error", r.Err)
-		} else {
+		default:
 			a.log.Warn("policy rejected: the pods it selects are denied in its policyTypes until it is fixed; other policies still enforced", "policy", fb.Policy, "reason", fb.Reason, "error", r.Err)
 		}
 		if a.cfg.Rejected != nil {
-			a.cfg.Rejected(r)
+			a.cfg.Rejected(fb)
+		}
+	}
+	for _, n := range a.notices(set) {
+		seen[n.key] = true
+		if a.reported[n.key] {
+			continue
+		}
+		a.log.Warn(n.Message, "policy", n.Policy.Key(), "reason", n.Reason)
+		if a.cfg.Noticed != nil {
+			a.cfg.Noticed(n)
 		}
 	}
 	a.reported = seen
-	a.warnConflicts(c)
-	return a.renderer.Render(set), set, fallbacks
 }
 
 // warnConflicts logs, once each, addresses held by more than one running
@@ -206,7 +255,13 @@ func (a *Agent) warnConflicts(c *cluster.Cluster) {
 // sync is one full transaction, later ones carry only the differences.
 // When a transaction fails, the kernel keeps its previous state (a
 // transaction is atomic) and the next sync is a full one.
-func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err error) {
+func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (Stats, error) {
+	return a.SyncWith(ctx, c, nil)
+}
+
+// SyncWith syncs as Sync does, with invalid: cluster policies the source
+// read but found invalid, which are not in c (see RenderWith).
+func (a *Agent) SyncWith(ctx context.Context, c *cluster.Cluster, invalid []*policy.Rejection) (st Stats, err error) {
 	if err := ctx.Err(); err != nil {
 		return Stats{}, err
 	}
@@ -219,8 +274,11 @@ func (a *Agent) Sync(ctx context.Context, c *cluster.Cluster) (st Stats, err err
 		}
 	}()
 	start := time.Now()
-	m, set, fallbacks := a.render(c)
+	m, set, fallbacks := a.render(c, invalid)
 	st = Stats{Conflicts: a.conflicts, Counts: m.Counts(), Rejected: len(set.Rejected), Fallbacks: fallbacks, Policies: len(set.Policies), LocalPods: a.localPods(c)}
+	for _, p := range set.ClusterPolicies {
+		st.ClusterPolicies[p.Tier]++
+	}
 	narrows := true // whether the change can deny something it allowed
 	if a.current == nil {
 		st.Full, st.Changed = true, true

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netfence/netfence/internal/manifest"
 	"github.com/netfence/netfence/internal/nft"
 )
 
@@ -63,7 +64,42 @@ spec:
 `, f, v%2, ns, v%2, map[bool]string{true: ", Egress", false: ""}[v%5 == 0], from, 80+v%2)
 }
 
-// chaosContent returns a valid file of 1-3 policies for file f.
+// chaosClusterPolicy returns a valid cluster policy of file f, variant v:
+// a ClusterNetworkPolicy of either tier and any action, or an
+// AdminNetworkPolicy.
+func chaosClusterPolicy(f, v int) string {
+	actions := []string{"Accept", "Deny", "Pass"}
+	if v%4 == 3 {
+		return fmt.Sprintf(`apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: c%d}
+spec:
+  priority: %d
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {tier: t%d}}}}
+  ingress:
+  - {action: %s, from: [{namespaces: {matchLabels: {team: b}}}]}
+`, f, 10+v%3, v%2, map[bool]string{true: "Allow", false: "Deny"}[v%2 == 0])
+	}
+	tier := "Admin"
+	if v%3 == 1 {
+		tier = "Baseline"
+	}
+	return fmt.Sprintf(`apiVersion: policy.networking.k8s.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: c%d}
+spec:
+  tier: %s
+  priority: %d
+  subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {tier: t%d}}}}
+  ingress:
+  - {action: %s, from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: a%d}}}}], protocols: [{tcp: {destinationPort: {number: 80}}}]}
+  egress:
+  - {action: Deny, to: [{networks: [192.0.2.0/24]}]}
+`, f, tier, 10+v%3, v%2, actions[v%3], v%3)
+}
+
+// chaosContent returns a valid file of 1-3 policies for file f, and
+// sometimes a cluster policy.
 func chaosContent(r *rand.Rand, f int) string {
 	n := 1 + r.IntN(3)
 	docs := make([]string, 0, n)
@@ -75,6 +111,9 @@ func chaosContent(r *rand.Rand, f int) string {
 		}
 		used[v%2] = true
 		docs = append(docs, chaosPolicy(f, v))
+	}
+	if r.IntN(3) == 0 { // named c<f>: one per file
+		docs = append(docs, chaosClusterPolicy(f, r.IntN(12)))
 	}
 	return strings.Join(docs, "---\n")
 }
@@ -111,7 +150,8 @@ func TestFileChaos(t *testing.T) {
 
 	dp := newFake()
 	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: dp})
-	src := &FileSource{Paths: []string{dir}}
+	loader := &manifest.Loader{} // one CRD validator for every source
+	src := &FileSource{Paths: []string{dir}, Loader: loader}
 	folderAway := false
 	expected := func() string {
 		t.Helper()
@@ -120,7 +160,7 @@ func TestFileChaos(t *testing.T) {
 		for f, c := range good {
 			write(t, filepath.Join(ref, f), c)
 		}
-		snap, err := (&FileSource{Paths: []string{ref}}).Load()
+		snap, err := (&FileSource{Paths: []string{ref}, Loader: loader}).Load()
 		if err != nil || len(snap.Problems) > 0 {
 			t.Fatalf("reference load: %v %v", err, snap.Problems)
 		}

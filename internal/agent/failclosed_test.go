@@ -198,7 +198,7 @@ func TestRejectedPolicyFailsClosed(t *testing.T) {
 	m := NewMetrics()
 	var events []string
 	a := New(Config{Render: nft.Options{Node: "n1"}, Dataplane: newFake(), Metrics: m,
-		Rejected: func(r *policy.Rejection) { events = append(events, r.Policy.Name) }})
+		Rejected: func(fb Fallback) { events = append(events, fb.Rejection.Policy.Name) }})
 
 	// Never compiled: web is isolated for ingress with no allows.
 	st, err := a.Sync(context.Background(), cluster.New(nss, pods, []*networkingv1.NetworkPolicy{invalidPolicy("web")}))

@@ -19,7 +19,31 @@ import (
 
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/manifest"
+	"github.com/netfence/netfence/internal/policy"
 )
+
+// isStandIn reports whether an object is a fail-closed stand-in
+// (DenyVersion, DenyClusterVersion).
+func isStandIn(o any) bool {
+	switch v := o.(type) {
+	case *networkingv1.NetworkPolicy:
+		return v.Annotations[failClosedAnnotation] != ""
+	case *cluster.ClusterPolicy:
+		return IsFailClosed(v)
+	}
+	return false
+}
+
+// isClusterPolicyKey reports whether an identity is a cluster-scoped
+// policy's.
+func isClusterPolicyKey(key string) bool {
+	kind, _, _ := strings.Cut(key, " ")
+	switch kind {
+	case cluster.KindCNP, cluster.KindANP, cluster.KindBANP:
+		return true
+	}
+	return false
+}
 
 // FileSource reads the cluster from folders (or files) of manifests and
 // fails closed on every fault:
@@ -44,11 +68,25 @@ import (
 //   - A NetworkPolicy that decodes but is invalid is handed on (in
 //     Snapshot.Invalid) so that the agent keeps its last compiled version
 //     or denies its pods.
+//   - Cluster-scoped policies (ClusterNetworkPolicy, AdminNetworkPolicy,
+//     BaselineAdminNetworkPolicy) and Nodes follow the same rules, the
+//     policies as NetworkPolicies do: one invalid in a file keeps its
+//     previous valid version from that file; with none, it is handed on
+//     in Snapshot.InvalidClusterPolicies (not in the cluster: the CRD's
+//     validation refused it) so that the agent keeps its last compiled
+//     version or enforces its DenyClusterVersion; one defined in two
+//     files with none enforced before becomes a DenyClusterVersion for
+//     each version. A Node defined twice with none enforced stops every
+//     change, as a Pod does.
 //
 // It is not safe for concurrent use.
 type FileSource struct {
 	Paths []string
 	Log   *slog.Logger
+	// Loader reads each file; nil uses one of the source's own. Its CRD
+	// validator, built on the first cluster-scoped policy, is reused for
+	// every later read: share one Loader between sources to build it once.
+	Loader *manifest.Loader
 
 	// files holds the last good state of each file, by path.
 	files map[string]*fileState
@@ -62,8 +100,10 @@ type fileState struct {
 	// objects by identity, with their documents' locations.
 	objects map[string]any
 	where   map[string]manifest.Location
-	// invalid are NetworkPolicies of the file that decode but are invalid.
-	invalid map[string]*networkingv1.NetworkPolicy
+	// invalid are NetworkPolicies of the file that decode but are invalid;
+	// invalidCluster the same for cluster-scoped policies.
+	invalid        map[string]*networkingv1.NetworkPolicy
+	invalidCluster map[string]*policy.Rejection
 }
 
 // SourceError is a fault of the source as a whole (a path missing or
@@ -109,6 +149,13 @@ type Snapshot struct {
 	// them fails, so the agent keeps their last compiled version or
 	// isolates their pods (see Agent.Render).
 	Invalid []*networkingv1.NetworkPolicy
+	// InvalidClusterPolicies are cluster-scoped policies that decoded but
+	// are invalid (CRD validation) or do not compile, and have no valid
+	// version in the files, with why. They are not in Cluster (a policy
+	// the CRD refuses may still compile, into something it does not
+	// mean); hand them to Agent.SyncWith, which keeps their last compiled
+	// version or enforces their DenyClusterVersion.
+	InvalidClusterPolicies []*policy.Rejection
 	// Problems are the faults found; each says what stays in force.
 	Problems []error
 	// Degraded is true when a file could not be read or parsed, or objects
@@ -118,8 +165,9 @@ type Snapshot struct {
 }
 
 func identity(kind, namespace, name string) string {
-	if kind == "Namespace" {
-		return kind + " " + name
+	switch kind {
+	case "Namespace", "Node", cluster.KindCNP, cluster.KindANP, cluster.KindBANP:
+		return kind + " " + name // cluster-scoped
 	}
 	if namespace == "" {
 		namespace = corev1.NamespaceDefault
@@ -170,6 +218,11 @@ func (s *FileSource) Load() (*Snapshot, error) {
 				byKey[key] = append(byKey[key], f)
 			}
 		}
+		for key := range st.invalidCluster {
+			if _, ok := st.objects[key]; !ok {
+				byKey[key] = append(byKey[key], f)
+			}
+		}
 	}
 	keys := make([]string, 0, len(byKey))
 	for k := range byKey {
@@ -184,17 +237,38 @@ func (s *FileSource) Load() (*Snapshot, error) {
 			st := next[fs[0]]
 			if o, ok := st.objects[key]; ok {
 				objects[key] = o
+			} else if np, ok := st.invalid[key]; ok {
+				invalid = append(invalid, np)
 			} else {
-				invalid = append(invalid, st.invalid[key])
+				snap.InvalidClusterPolicies = append(snap.InvalidClusterPolicies, st.invalidCluster[key])
 			}
 			continue
 		}
 		snap.Degraded = true
 		conflict := &ConflictError{Key: key, Files: fs}
-		if prev, ok := s.produced[key]; ok {
+		// A stand-in produced for this conflict before is no version
+		// enforced before: the stand-ins of every version are made again
+		// (keeping only the first would drop the others').
+		if prev, ok := s.produced[key]; ok && !isStandIn(prev) {
 			objects[key] = prev
 			conflict.Resolution = "the version enforced before stays in force until only one file defines it"
 			snap.Problems = append(snap.Problems, conflict)
+			continue
+		}
+		if isClusterPolicyKey(key) {
+			conflict.Resolution = "no version was enforced before: a stand-in denying the subject of each version in every direction it has rules is enforced until only one file defines it"
+			snap.Problems = append(snap.Problems, conflict)
+			for i, f := range fs {
+				cp, ok := next[f].objects[key].(*cluster.ClusterPolicy)
+				if !ok {
+					cp = next[f].invalidCluster[key].ClusterPolicy
+				}
+				deny := DenyClusterVersion(cp)
+				if i > 0 {
+					deny.Name = fmt.Sprintf("%s.conflict-%d", deny.Name, i+1)
+				}
+				objects[identity(deny.Kind, "", deny.Name)] = deny
+			}
 			continue
 		}
 		if !strings.HasPrefix(key, "NetworkPolicy ") {
@@ -217,22 +291,26 @@ func (s *FileSource) Load() (*Snapshot, error) {
 	}
 	s.produced = objects
 
-	var nss []*cluster.Namespace
-	var pods []*cluster.Pod
-	var pols []*networkingv1.NetworkPolicy
+	var parts cluster.Parts
 	for _, o := range objects {
 		switch v := o.(type) {
 		case *corev1.Namespace:
-			nss = append(nss, cluster.NamespaceFromAPI(v))
+			parts.Namespaces = append(parts.Namespaces, cluster.NamespaceFromAPI(v))
 		case *corev1.Pod:
-			pods = append(pods, cluster.PodFromAPI(v))
+			parts.Pods = append(parts.Pods, cluster.PodFromAPI(v))
 		case *networkingv1.NetworkPolicy:
-			pols = append(pols, v)
+			parts.Policies = append(parts.Policies, v)
+		case *cluster.ClusterPolicy:
+			parts.ClusterPolicies = append(parts.ClusterPolicies, v)
+		case *cluster.Node:
+			parts.Nodes = append(parts.Nodes, v)
 		}
 	}
 	// Invalid policies go into the cluster as read: they do not compile,
 	// so the agent keeps their last compiled version or denies their pods.
-	snap.Cluster = cluster.New(nss, pods, append(pols, invalid...))
+	// Invalid cluster policies stay out (see InvalidClusterPolicies).
+	parts.Policies = append(parts.Policies, invalid...)
+	snap.Cluster = cluster.NewWith(parts)
 	snap.Invalid = invalid
 	s.logProblems(snap.Problems)
 	return snap, nil
@@ -320,15 +398,19 @@ func (s *FileSource) readFile(path string, prev *fileState) (*fileState, error) 
 		}
 		return kept(fmt.Errorf("%s: %w", path, err))
 	}
-	if st.Size() == 0 && prev != nil && len(prev.objects)+len(prev.invalid) > 0 {
+	if st.Size() == 0 && prev != nil && len(prev.objects)+len(prev.invalid)+len(prev.invalidCluster) > 0 {
 		return kept(fmt.Errorf("%s: file is empty (being written?)", path))
 	}
-	objs, err := (&manifest.Loader{}).Load([]string{path})
+	if s.Loader == nil {
+		s.Loader = &manifest.Loader{}
+	}
+	objs, err := s.Loader.Load([]string{path})
 	var docErrs manifest.Errors
 	if err != nil && !errors.As(err, &docErrs) {
 		return kept(fmt.Errorf("%s: %w", path, err))
 	}
-	next := &fileState{objects: map[string]any{}, where: objs.Where, invalid: map[string]*networkingv1.NetworkPolicy{}}
+	next := &fileState{objects: map[string]any{}, where: objs.Where, invalid: map[string]*networkingv1.NetworkPolicy{},
+		invalidCluster: map[string]*policy.Rejection{}}
 	for _, ns := range objs.Namespaces {
 		next.objects[identity("Namespace", "", ns.Name)] = ns
 	}
@@ -337,6 +419,12 @@ func (s *FileSource) readFile(path string, prev *fileState) (*fileState, error) 
 	}
 	for _, np := range objs.Policies {
 		next.objects[identity("NetworkPolicy", np.Namespace, np.Name)] = np
+	}
+	for _, cp := range objs.ClusterPolicies {
+		next.objects[identity(cp.Kind, "", cp.Name)] = cp
+	}
+	for _, n := range objs.Nodes {
+		next.objects[identity("Node", "", n.Name)] = n
 	}
 	var problems []error
 	for _, e := range docErrs {
@@ -363,6 +451,22 @@ func (s *FileSource) readFile(path string, prev *fileState) (*fileState, error) 
 		if _, ok := next.objects[key]; !ok {
 			next.invalid[key] = np
 		}
+	}
+	for _, cp := range objs.InvalidClusterPolicies {
+		key := identity(cp.Kind, "", cp.Name)
+		if _, ok := next.objects[key]; ok {
+			continue
+		}
+		var why []error
+		for _, e := range docErrs {
+			if identity(e.Kind, e.Namespace, e.Name) == key {
+				why = append(why, e)
+			}
+		}
+		if len(why) == 0 {
+			why = append(why, fmt.Errorf("%s %s is invalid", cp.Kind, cp.Name))
+		}
+		next.invalidCluster[key] = &policy.Rejection{ClusterPolicy: cp, Err: errors.Join(why...)}
 	}
 	return next, errors.Join(problems...)
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/netfence/netfence/internal/policy"
 )
 
 // Metrics are the agent's Prometheus metrics, in a registry of their own.
@@ -26,6 +28,7 @@ type Metrics struct {
 	sets         prometheus.Gauge
 	localPods    prometheus.Gauge
 	policies     prometheus.Gauge
+	cpolicies    *prometheus.GaugeVec
 	rejected     *prometheus.GaugeVec
 	sourceError  prometheus.Gauge
 	sourceFaults *prometheus.CounterVec
@@ -54,11 +57,15 @@ func NewMetrics() *Metrics {
 		sets:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_ruleset_sets", Help: "Sets in netfence's table."}),
 		localPods:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_local_pods", Help: "Active pods on this node."}),
 		policies:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_policies", Help: "NetworkPolicies in force."}),
+		cpolicies: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "netfence_cluster_policies",
+			Help: "Cluster-scoped policies (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy) in force, by tier (Admin, Baseline); fail-closed stand-ins included.",
+		}, []string{"tier"}),
 		rejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "netfence_policies_rejected",
-			Help: "NetworkPolicies that did not compile, by reason (invalid, compile) and by what is enforced instead (last-good: the last compiled version; deny: the selected pods are isolated with no allows).",
+			Help: "Policies (NetworkPolicies and cluster-scoped policies) that did not compile, by reason (invalid, compile) and by what is enforced instead (last-good: the last compiled version; deny: the selected pods are isolated with no allows, or a cluster policy's subject is denied in every direction it has rules).",
 		}, []string{"reason", "action"}),
-		sourceError: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_source_error", Help: "1 while the policy source cannot be read (a manifests path missing or unreadable, a conflict that blocks every change): the kernel keeps the last state."}),
+		sourceError: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_source_error", Help: "1 while the policy source cannot be read (a manifests path missing or unreadable, a conflict that blocks every change: the kernel keeps the last state; in Kubernetes mode, a served cluster-scoped policy resource the agent cannot list: its policies are not enforced)."}),
 		sourceFaults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfence_source_faults_total", Help: "Faults of the policy source by kind (source: a path missing or unreadable; file: a file that cannot be read or parsed keeps its previous objects; conflict: one object in two files).",
 		}, []string{"kind"}),
@@ -68,7 +75,7 @@ func NewMetrics() *Metrics {
 		conflicts:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfence_address_conflicts", Help: "Addresses held by more than one running pod; every holder is denied all traffic."}),
 	}
 	m.Registry.MustRegister(m.syncs, m.syncDuration, m.lastError, m.lastSuccess, m.rules, m.elements, m.sets,
-		m.localPods, m.policies, m.rejected, m.sourceError, m.sourceFaults, m.degraded, m.revoked, m.revokeErrors, m.conflicts,
+		m.localPods, m.policies, m.cpolicies, m.rejected, m.sourceError, m.sourceFaults, m.degraded, m.revoked, m.revokeErrors, m.conflicts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -103,10 +110,26 @@ func (m *Metrics) observe(st Stats, err error) {
 	m.sets.Set(float64(len(st.Counts.Sets)))
 	m.localPods.Set(float64(st.LocalPods))
 	m.policies.Set(float64(st.Policies))
+	for _, t := range policy.Tiers {
+		m.cpolicies.WithLabelValues(t.String()).Set(float64(st.ClusterPolicies[t]))
+	}
 	m.rejected.Reset()
 	for _, fb := range st.Fallbacks {
 		m.rejected.WithLabelValues(fb.Reason, fb.Action).Inc()
 	}
+}
+
+// kubeSource records whether every resource the informers should read is
+// read (Kubernetes mode).
+func (m *Metrics) kubeSource(err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.sourceError.Set(1)
+		return
+	}
+	m.sourceError.Set(0)
 }
 
 // source records the outcome of reading the source.

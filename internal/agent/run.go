@@ -51,7 +51,7 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 		if err := a.CheckKernel(ctx); err != nil {
 			return err
 		}
-		st, err := a.Sync(ctx, snap.Cluster)
+		st, err := a.SyncWith(ctx, snap.Cluster, snap.InvalidClusterPolicies)
 		if err != nil {
 			return err
 		}
@@ -104,7 +104,7 @@ func RunFiles(ctx context.Context, a *Agent, src *FileSource, opts FileOptions) 
 			log.Error("cannot read the manifests: nothing changes, the last applied ruleset stays in force", "error", err, "retry", opts.Retry)
 			return false
 		}
-		st, err := a.Sync(ctx, snap.Cluster)
+		st, err := a.SyncWith(ctx, snap.Cluster, snap.InvalidClusterPolicies)
 		if err != nil {
 			// Keep running: the kernel still holds the last good state.
 			log.Error("sync failed; last applied state stays in force", "error", err)

@@ -100,3 +100,54 @@ func transpose64(a *[64]uint64) {
 		m ^= m << uint(j)
 	}
 }
+
+// andNot sets b &^= o.
+func (b bitset) andNot(o bitset) {
+	for i := range b {
+		b[i] &^= o[i]
+	}
+}
+
+// and sets b &= o.
+func (b bitset) and(o bitset) {
+	for i := range b {
+		b[i] &= o[i]
+	}
+}
+
+// clone returns a copy of b.
+func (b bitset) clone() bitset { return append(bitset(nil), b...) }
+
+// intersects reports whether b and o have a member in common.
+func (b bitset) intersects(o bitset) bool {
+	for i := range b {
+		if b[i]&o[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// first returns the smallest member, or -1 when b is empty.
+func (b bitset) first() int {
+	for wi, w := range b {
+		if w != 0 {
+			return wi*64 + bits.TrailingZeros64(w)
+		}
+	}
+	return -1
+}
+
+// next returns the smallest member not below i, or -1.
+func (b bitset) next(i int) int {
+	for wi := i >> 6; wi < len(b); wi++ {
+		w := b[wi]
+		if wi == i>>6 {
+			w &= ^uint64(0) << (uint(i) & 63)
+		}
+		if w != 0 {
+			return wi*64 + bits.TrailingZeros64(w)
+		}
+	}
+	return -1
+}

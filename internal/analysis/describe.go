@@ -166,7 +166,8 @@ func podList(pods []*cluster.Pod) string {
 }
 
 // DescribePod writes a pod's isolation in both directions and every policy
-// that applies to it, rule by rule.
+// that applies to it, rule by rule, and the cluster policies selecting it
+// per direction and tier.
 func DescribePod(w io.Writer, set *policy.Set, pod *cluster.Pod) {
 	fmt.Fprintf(w, "Pod %s\n", pod.Key())
 	ips := make([]string, len(pod.IPs))
@@ -187,6 +188,7 @@ func DescribePod(w io.Writer, set *policy.Set, pod *cluster.Pod) {
 	}
 	if pod.HostNetwork {
 		fmt.Fprintf(w, "  hostNetwork pod: not subject to NetworkPolicy; peers see it by address only\n")
+		describePodTiers(w, set, pod)
 		return
 	}
 	if conf, ok := set.Cluster.Conflict(pod); ok {
@@ -198,6 +200,10 @@ func DescribePod(w io.Writer, set *policy.Set, pod *cluster.Pod) {
 	} else {
 		for _, d := range policy.Directions {
 			pols := set.Isolating(pod, d)
+			if len(pols) == 0 && len(set.ClusterPolicies) > 0 {
+				fmt.Fprintf(w, "  %s: not isolated by NetworkPolicy (no policy with type %s selects it): the cluster policies below decide, what they leave is allowed\n", d, d)
+				continue
+			}
 			if len(pols) == 0 {
 				fmt.Fprintf(w, "  %s: not isolated (no policy with type %s selects it): all %s traffic allowed\n", d, d, strings.ToLower(d.String()))
 				continue
@@ -225,6 +231,7 @@ func DescribePod(w io.Writer, set *policy.Set, pod *cluster.Pod) {
 			sel = append(sel, p.Key())
 		}
 	}
+	describePodTiers(w, set, pod)
 	fmt.Fprintf(w, "  Policies selecting it: %s\n", orNone(strings.Join(sel, ", ")))
 }
 

@@ -59,6 +59,8 @@ type evaluator struct {
 	// ports.
 	conflicted []bool
 	addrs      []addrs
+	// tiers is set when the policy set has cluster-scoped policies.
+	tiers *tierState
 }
 
 type ipPeerKey struct {
@@ -103,6 +105,9 @@ func newEvaluator(set *policy.Set, classes []*class) *evaluator {
 			ev.isolated[dir][i] = set.Isolating(c.rep, dir)
 		}
 	}
+	if len(set.ClusterPolicies) > 0 {
+		ev.tiers = newTierState(ev)
+	}
 	return ev
 }
 
@@ -115,40 +120,74 @@ func (ev *evaluator) sideSets(dir policy.Direction, port Port) []bitset {
 	for i := range out {
 		out[i] = backing[i*len(ev.all) : (i+1)*len(ev.all)]
 	}
+	if ev.tiers != nil {
+		ev.tiers.forPort(port)
+	}
 	for c := range ev.classes {
 		if ev.conflicted[c] {
 			continue // denied everything
 		}
 		pols := ev.isolated[dir][c]
+		var admin *actionSets
+		if ev.tiers != nil {
+			admin = ev.tierSets(policy.AdminTier, dir, c)
+		}
 		if len(pols) == 0 {
 			copy(out[c], ev.all)
-			continue
-		}
-		rep := ev.classes[c].rep
-		for _, p := range pols {
-			for ri := range p.Rules[dir] {
-				r := &p.Rules[dir][ri]
-				if dir == policy.Ingress {
-					if _, ok := r.MatchingPort(port.Protocol, port.Port, rep); !ok {
-						continue
+			if ev.tiers != nil {
+				// Allowed: what Admin accepts, and what neither Admin
+				// nor Baseline denies.
+				base := ev.tierSets(policy.BaselineTier, dir, c)
+				for w := range out[c] {
+					var aAcc, aDeny, bDeny uint64
+					if admin != nil {
+						aAcc, aDeny = admin.acc[w], admin.deny[w]
 					}
-					out[c].or(ev.ruleSet(r, variantFor(rep.IPs[0])))
-					continue
-				}
-				mask, ok := ev.portMask(r, port)
-				if !ok {
-					continue
-				}
-				peers := ev.ruleSet(r, primaryAddr)
-				if mask == nil {
-					out[c].or(peers)
-				} else {
-					out[c].orAnd(peers, mask)
+					if base != nil {
+						bDeny = base.deny[w]
+					}
+					out[c][w] &^= aDeny | (bDeny &^ aAcc)
 				}
 			}
+			continue
+		}
+		ev.networkPolicySet(out[c], dir, port, c)
+		if admin != nil {
+			// NetworkPolicy decides what Admin left undecided or
+			// passed.
+			out[c].andNot(admin.deny)
+			out[c].or(admin.acc)
 		}
 	}
 	return out
+}
+
+// networkPolicySet adds to out the peer classes the NetworkPolicies
+// isolating class c in dir allow on port.
+func (ev *evaluator) networkPolicySet(out bitset, dir policy.Direction, port Port, c int) {
+	rep := ev.classes[c].rep
+	for _, p := range ev.isolated[dir][c] {
+		for ri := range p.Rules[dir] {
+			r := &p.Rules[dir][ri]
+			if dir == policy.Ingress {
+				if _, ok := r.MatchingPort(port.Protocol, port.Port, rep); !ok {
+					continue
+				}
+				out.or(ev.ruleSet(r, variantFor(rep.IPs[0])))
+				continue
+			}
+			mask, ok := ev.portMask(r, port)
+			if !ok {
+				continue
+			}
+			peers := ev.ruleSet(r, primaryAddr)
+			if mask == nil {
+				out.or(peers)
+			} else {
+				out.orAnd(peers, mask)
+			}
+		}
+	}
 }
 
 // portMask returns the destination classes at which the rule's ports match

@@ -15,8 +15,13 @@ import (
 //	 "protocol":"TCP","port":80,"allowed":true,"ingress":true,"egress":true}]}
 //
 // plus "inactive" (pods left out and why) and, when there are any,
-// "warnings" (m.Warnings). It streams; results are ordered by port, then
-// source, then destination.
+// "warnings" (m.Warnings). When the cluster has cluster-scoped policies,
+// each result of two different pods also says what decided each
+// direction: "egressTier" and "ingressTier" (Admin, NetworkPolicy,
+// Baseline or Default; absent for a direction not subject to policy) and,
+// when a cluster policy rule decided, "egressRule" and "ingressRule"
+// ("cnp/NAME spec.egress[0]"); see Matrix.Explain. It streams; results
+// are ordered by port, then source, then destination.
 func (m *Matrix) WriteJSON(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	ports := make([]string, len(m.Ports))
@@ -34,6 +39,8 @@ func (m *Matrix) WriteJSON(w io.Writer) error {
 	kj, _ := json.Marshal(keys)
 	fmt.Fprintf(bw, `{"ports":%s,"pods":%s,"results":[`, pj, kj)
 	first := true
+	tiered := m.Tiered()
+	quotedRules := map[string][]byte{}
 	for k, port := range m.Ports {
 		for i := range m.Pods {
 			for j := range m.Pods {
@@ -58,6 +65,10 @@ func (m *Matrix) WriteJSON(w io.Writer) error {
 				bw.WriteString(strconv.FormatBool(e))
 				if i == j {
 					bw.WriteString(`,"reason":"same pod"`)
+				} else if tiered {
+					eg, ing := m.Explain(i, j, k)
+					writeDecision(bw, "egress", eg, quotedRules)
+					writeDecision(bw, "ingress", ing, quotedRules)
 				}
 				bw.WriteByte('}')
 			}
@@ -79,6 +90,29 @@ func (m *Matrix) WriteJSON(w io.Writer) error {
 	}
 	bw.WriteString("}\n")
 	return bw.Flush()
+}
+
+// writeDecision writes the "egressTier" and "egressRule" (or ingress)
+// fields of a cell, each when set; quoted caches the rules' JSON.
+func writeDecision(bw *bufio.Writer, dir string, d Decision, quoted map[string][]byte) {
+	if d.Layer != "" {
+		bw.WriteString(`,"`)
+		bw.WriteString(dir)
+		bw.WriteString(`Tier":"`)
+		bw.WriteString(string(d.Layer))
+		bw.WriteByte('"')
+	}
+	if d.Rule != "" {
+		q, ok := quoted[d.Rule]
+		if !ok {
+			q, _ = json.Marshal(d.Rule)
+			quoted[d.Rule] = q
+		}
+		bw.WriteString(`,"`)
+		bw.WriteString(dir)
+		bw.WriteString(`Rule":`)
+		bw.Write(q)
+	}
 }
 
 // WriteCSV writes one line per pod pair and port.

@@ -44,8 +44,8 @@ func ParsePort(s string) (Port, error) {
 }
 
 // DefaultPorts returns every port a policy or a pod's container ports name:
-// numeric policy ports (both ends of a range) and container ports. With
-// none, it returns TCP/80.
+// numeric ports of NetworkPolicies and cluster policies (both ends of a
+// range) and container ports. With none, it returns TCP/80.
 func DefaultPorts(set *policy.Set) []Port {
 	seen := map[Port]bool{}
 	for _, p := range set.Policies {
@@ -55,6 +55,20 @@ func DefaultPorts(set *policy.Set) []Port {
 					if pt.Name == "" && pt.Port != 0 {
 						seen[Port{Protocol: pt.Protocol, Port: pt.Port}] = true
 						seen[Port{Protocol: pt.Protocol, Port: pt.EndPort}] = true
+					}
+				}
+			}
+		}
+	}
+	for _, p := range set.ClusterPolicies {
+		for _, dir := range policy.Directions {
+			for _, r := range p.Rules[dir] {
+				for _, pt := range r.Ports {
+					if pt.Name == "" && pt.From >= 1 {
+						seen[Port{Protocol: pt.Protocol, Port: pt.From}] = true
+					}
+					if pt.Name == "" && pt.To >= 1 {
+						seen[Port{Protocol: pt.Protocol, Port: pt.To}] = true
 					}
 				}
 			}
@@ -112,6 +126,11 @@ type Matrix struct {
 	allowed [][]bitset
 	// summary is computed while building when CountsOnly is set.
 	summary []PortSummary
+	// ev is kept to explain cells when the set has cluster policies (and
+	// CountsOnly is not set); explain holds the rows explained for one
+	// port.
+	ev      *evaluator
+	explain *explainer
 
 	// Warnings, when set, are written by WriteJSON as "warnings".
 	Warnings []string
@@ -135,9 +154,10 @@ type Options struct {
 
 // ComputeMatrix evaluates the policy set over every pair of active pods.
 // Pods that share namespace, the labels and named ports some policy looks
-// at, the set of ipBlocks their addresses fall in, and whether they hold a
-// conflicted address (cluster.AddressConflict) behave alike, so it
-// evaluates classes of pods, not pairs.
+// at, the set of ipBlocks and cluster policy networks their addresses fall
+// in, the node selectors matching the nodes that have their addresses, and
+// whether they hold a conflicted address (cluster.AddressConflict) behave
+// alike, so it evaluates classes of pods, not pairs.
 func ComputeMatrix(ctx context.Context, set *policy.Set, opts Options) (*Matrix, error) {
 	m := &Matrix{Ports: opts.Ports}
 	if len(m.Ports) == 0 {
@@ -160,27 +180,14 @@ func ComputeMatrix(ctx context.Context, set *policy.Set, opts Options) (*Matrix,
 			m.Pods = append(m.Pods, p)
 		}
 	}
-	cells := newCellIndex(set)
-	rel := newRelevance(set)
-	byKey := map[string]int32{}
-	m.classOf = make([]int32, len(m.Pods))
-	var key strings.Builder
-	for i, p := range m.Pods {
-		key.Reset()
-		classKey(&key, p, rel, cells, set.Cluster.Conflicted(p))
-		c, ok := byKey[key.String()]
-		if !ok {
-			c = int32(len(m.classes))
-			byKey[key.String()] = c
-			m.classes = append(m.classes, &class{rep: p})
-		}
-		m.classes[c].size++
-		m.classOf[i] = c
-	}
+	m.classes, m.classOf = classify(set, m.Pods, newCellIndex(set))
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	ev := newEvaluator(set, m.classes)
+	if ev.tiers != nil && !opts.CountsOnly {
+		m.ev = ev
+	}
 	m.egress = make([][]bitset, len(m.Ports))
 	m.ingress = make([][]bitset, len(m.Ports))
 	m.allowed = make([][]bitset, len(m.Ports))
@@ -204,6 +211,57 @@ func ComputeMatrix(ctx context.Context, set *policy.Set, opts Options) (*Matrix,
 	}
 	return m, nil
 }
+
+// classify puts pods into classes of pods that behave alike (see
+// ComputeMatrix) and returns the classes and each pod's class.
+func classify(set *policy.Set, pods []*cluster.Pod, cells *cellIndex) ([]*class, []int32) {
+	rel := newRelevance(set)
+	trel := newTierRelevance(set)
+	byKey := map[string]int32{}
+	var classes []*class
+	classOf := make([]int32, len(pods))
+	var key strings.Builder
+	for i, p := range pods {
+		key.Reset()
+		classKey(&key, p, rel, cells, set.Cluster.Conflicted(p))
+		trel.writeKey(&key, p)
+		c, ok := byKey[key.String()]
+		if !ok {
+			c = int32(len(classes))
+			byKey[key.String()] = c
+			classes = append(classes, &class{rep: p})
+		}
+		classes[c].size++
+		classOf[i] = c
+	}
+	return classes, classOf
+}
+
+// Explain returns what decided each direction of the cell of pod index
+// from to pod index to on port index k: the layer and the cluster policy
+// rule. Both are empty when the set has no cluster policies (or the
+// matrix was computed with CountsOnly) and for a pod with itself. Explain
+// is not safe for concurrent use.
+func (m *Matrix) Explain(from, to, k int) (egress, ingress Decision) {
+	if m.ev == nil || from == to {
+		return Decision{}, Decision{}
+	}
+	s, d := int(m.classOf[from]), int(m.classOf[to])
+	m.ev.tiers.forPort(m.Ports[k])
+	if len(m.classes) > maxExplainClasses {
+		return m.ev.decide(policy.Egress, s, d), m.ev.decide(policy.Ingress, d, s)
+	}
+	x := m.explain
+	if x == nil || x.port != k {
+		x = &explainer{port: k, rows: [2]map[int][]uint32{{}, {}}}
+		m.explain = x
+	}
+	return x.decision(x.row(m.ev, policy.Egress, s)[d]), x.decision(x.row(m.ev, policy.Ingress, d)[s])
+}
+
+// Tiered reports whether the matrix was computed with cluster policies
+// (and can Explain its cells).
+func (m *Matrix) Tiered() bool { return m.ev != nil }
 
 // Classes returns the number of equivalence classes the pods fell into.
 func (m *Matrix) Classes() int { return len(m.classes) }
@@ -299,6 +357,19 @@ func newCellIndex(set *policy.Set) *cellIndex {
 			}
 		}
 	}
+	for _, p := range set.ClusterPolicies {
+		for _, dir := range policy.Directions {
+			for _, r := range p.Rules[dir] {
+				for _, peer := range r.Peers {
+					for _, n := range peer.Networks {
+						// A network is a block without exceptions.
+						blocks = append(blocks, &policy.IPBlock{CIDR: n})
+						add(n)
+					}
+				}
+			}
+		}
+	}
 	ci := &cellIndex{}
 	for a := range seen {
 		ci.bounds = append(ci.bounds, a)
@@ -347,6 +418,18 @@ func newRelevance(set *policy.Set) *relevance {
 		reqs, _ := sel.Requirements()
 		for _, r := range reqs {
 			keys[r.Key()] = true
+		}
+	}
+	for _, p := range set.ClusterPolicies {
+		addSel(p.Pods)
+		for _, dir := range policy.Directions {
+			for _, r := range p.Rules[dir] {
+				for _, peer := range r.Peers {
+					if peer.Pod != nil {
+						addSel(peer.Pod.PodSelector)
+					}
+				}
+			}
 		}
 	}
 	for _, p := range set.Policies {

@@ -1,13 +1,25 @@
 // Package connectivity is netfence's connectivity test: it builds the
 // cluster in a network-namespace testbed, enforces policy there with the
 // real dataplane, probes every pod pair and port with real traffic and
-// compares what got through with the analyzer's truth table.
+// compares what got through with the analyzer's verdicts.
+//
+// Run probes every ordered pair of active pods on every port, to each
+// address of the destination whose family the source has (IPv4 and
+// IPv6), and expects what policy.Set.Evaluate decides for that flow, as
+// the dataplane sees it (Set.AddrFlow): NetworkPolicy and the tiers of
+// cluster-scoped policy. Host-network pods run in the testbed's node
+// namespace, so traffic to them (the node's addresses) is probed; traffic
+// from them is not: the node's own traffic leaves through its output
+// hook, which netfence does not filter, as a pod cannot block its own
+// node. SCTP is probed with raw INIT packets (see package testbed).
 package connectivity
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/netfence/netfence/internal/agent"
@@ -41,6 +53,10 @@ type Result struct {
 	To       string `json:"to"`
 	Protocol string `json:"protocol"`
 	Port     int32  `json:"port"`
+	// FromAddress and ToAddress are the addresses of a probe (Run), or of
+	// the flow Run expected for a pair it did not probe.
+	FromAddress string `json:"fromAddress,omitempty"`
+	ToAddress   string `json:"toAddress,omitempty"`
 	// Allowed is the observed verdict (the expected one when unprobed).
 	Allowed bool `json:"allowed"`
 	// Ingress and Egress are the analyzer's sides.
@@ -56,19 +72,21 @@ type Result struct {
 
 // Report is a run's result.
 type Report struct {
-	Ports      []string `json:"ports"`
-	Pods       []string `json:"pods"`
+	Ports []string `json:"ports"`
+	Pods  []string `json:"pods"`
+	// Results are, per port, source and destination (in the order of
+	// Ports and Pods), the pair at the destination's primary address;
+	// then (Run) the probes to the destinations' other addresses.
 	Results    []Result `json:"results"`
 	Mismatches int      `json:"mismatches"`
 	Probes     int      `json:"probes"`
 	// Duration of the whole run, setup and teardown included.
 	Duration string `json:"duration"`
-
-	matrix *analysis.Matrix
 }
 
-// Run sets up the testbed for set's cluster, enforces, probes and tears
-// everything down, on every path.
+// Run sets up the testbed for set's cluster (host-network pods in its
+// node namespace), enforces, probes and tears everything down, on every
+// path.
 func Run(ctx context.Context, set *policy.Set, opts Options) (_ *Report, err error) {
 	start := time.Now()
 	if opts.Parallel <= 0 {
@@ -77,15 +95,15 @@ func Run(ctx context.Context, set *policy.Set, opts Options) (_ *Report, err err
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
 	}
-	m, err := analysis.ComputeMatrix(ctx, set, analysis.Options{Ports: opts.Ports})
-	if err != nil {
-		return nil, err
+	ports := opts.Ports
+	if len(ports) == 0 {
+		ports = analysis.DefaultPorts(set)
 	}
-	extra := make([]testbed.Port, len(m.Ports))
-	for i, p := range m.Ports {
+	extra := make([]testbed.Port, len(ports))
+	for i, p := range ports {
 		extra[i] = testbed.Port{Protocol: p.Protocol, Port: p.Port}
 	}
-	bed, err := testbed.Up(ctx, set.Cluster, testbed.Options{Prefix: opts.Prefix, ExtraPorts: extra})
+	bed, err := testbed.Up(ctx, set.Cluster, testbed.Options{Prefix: opts.Prefix, ExtraPorts: extra, HostNetwork: true})
 	if err != nil {
 		return nil, fmt.Errorf("testbed up: %w", err)
 	}
@@ -99,7 +117,7 @@ func Run(ctx context.Context, set *policy.Set, opts Options) (_ *Report, err err
 		return nil, err
 	}
 	defer applier.Close()
-	rep := Probe(ctx, bed, m, opts.Parallel, opts.Timeout)
+	rep := ProbeSet(ctx, bed, set, ports, opts.Parallel, opts.Timeout)
 	rep.Duration = time.Since(start).Round(time.Millisecond).String()
 	return rep, nil
 }
@@ -127,10 +145,11 @@ func Enforce(ctx context.Context, bed *testbed.Bed, c *cluster.Cluster, deny nft
 	return applier, nil
 }
 
-// Probe probes every pair of the matrix's pods on every port and compares
-// with the matrix.
+// Probe probes every pair of the matrix's pods on every port, at the
+// destination's primary address, and compares with the matrix. The
+// matrix evaluates NetworkPolicy; for cluster-scoped policy use ProbeSet.
 func Probe(ctx context.Context, bed *testbed.Bed, m *analysis.Matrix, parallel int, timeout time.Duration) *Report {
-	rep := &Report{matrix: m}
+	rep := &Report{}
 	for _, p := range m.Ports {
 		rep.Ports = append(rep.Ports, p.String())
 	}
@@ -162,22 +181,127 @@ func Probe(ctx context.Context, bed *testbed.Bed, m *analysis.Matrix, parallel i
 	}
 	results := bed.ProbeAll(ctx, specs, parallel, timeout)
 	for i, res := range results {
-		r := &rep.Results[refs[i].result]
-		r.Outcome = string(res.Outcome)
-		switch {
-		case res.Outcome == testbed.OutcomeUnprobed:
-			r.Probed = false
-			r.Reason = "unprobed: " + res.Detail
-			continue
-		case res.Outcome == testbed.OutcomeError:
-			r.Reason = fmt.Sprintf("probe error: %v", res.Err)
-		}
-		r.Allowed = res.Reached
-		r.Mismatch = r.Allowed != r.Expected
-		if r.Mismatch {
-			rep.Mismatches++
-		}
+		rep.record(&rep.Results[refs[i].result], res)
 	}
 	rep.Probes = len(specs)
 	return rep
+}
+
+// fromHostWords says why Run does not probe from host-network pods.
+const fromHostWords = "from a host-network pod: the node's own traffic leaves through its output hook, which netfence does not filter (a pod cannot block its own node)"
+
+// ProbeSet probes every ordered pair of the active pods of set's cluster
+// on every port, to each address of the destination whose family the
+// source has, and compares with Set.Evaluate on the flow between the two
+// addresses. The first results are the pairs at the destinations'
+// primary addresses, in the order of the report's ports and pods (as
+// Probe's); the probes to other addresses follow.
+func ProbeSet(ctx context.Context, bed *testbed.Bed, set *policy.Set, ports []analysis.Port, parallel int, timeout time.Duration) *Report {
+	rep := &Report{}
+	pods, _ := set.Cluster.ActivePods()
+	for _, p := range ports {
+		rep.Ports = append(rep.Ports, p.String())
+	}
+	for _, p := range pods {
+		rep.Pods = append(rep.Pods, p.Key())
+	}
+	skipped := bed.Skipped()
+	var specs []testbed.ProbeSpec
+	var refs []int
+	var extra []Result
+	var extraSpecs []testbed.ProbeSpec
+	for _, port := range ports {
+		for _, from := range pods {
+			for _, to := range pods {
+				for ai, dst := range distinctFamilies(to.IPs) {
+					src := from.IPFor(dst)
+					r := Result{From: from.Key(), To: to.Key(), Protocol: string(port.Protocol), Port: port.Port,
+						FromAddress: src.String(), ToAddress: dst.String()}
+					if from == to {
+						r.Allowed, r.Expected, r.Ingress, r.Egress = true, true, true, true
+						r.Reason = "same pod: traffic never leaves the pod"
+					} else {
+						v := set.Evaluate(set.AddrFlow(src, dst, port.Protocol, port.Port))
+						r.Allowed, r.Expected, r.Egress, r.Ingress = v.Allowed, v.Allowed, v.Egress.Allowed, v.Ingress.Allowed
+					}
+					spec := testbed.ProbeSpec{From: from, To: dst, Protocol: port.Protocol, Port: port.Port}
+					_, inBed := bed.PodNamespace(to.Key())
+					switch why, skip := skipped[to.Key()]; {
+					case from == to:
+					case from.HostNetwork:
+						r.Reason = fromHostWords
+					case skip:
+						r.Reason = why
+					case !inBed:
+						r.Reason = "host-network pod: not in the testbed"
+					case src.Is4() != dst.Is4():
+						r.Reason = fmt.Sprintf("unprobed: %s has no IPv%d address", from.Key(), family(dst))
+						r.FromAddress = ""
+					default:
+						r.Probed = true
+					}
+					switch {
+					case ai == 0 && r.Probed:
+						specs = append(specs, spec)
+						refs = append(refs, len(rep.Results))
+						rep.Results = append(rep.Results, r)
+					case ai == 0:
+						rep.Results = append(rep.Results, r)
+					case r.Probed:
+						extra = append(extra, r)
+						extraSpecs = append(extraSpecs, spec)
+					}
+				}
+			}
+		}
+	}
+	for i := range extra {
+		refs = append(refs, len(rep.Results))
+		rep.Results = append(rep.Results, extra[i])
+	}
+	specs = append(specs, extraSpecs...)
+	results := bed.ProbeAll(ctx, specs, parallel, timeout)
+	for i, res := range results {
+		rep.record(&rep.Results[refs[i]], res)
+	}
+	rep.Probes = len(specs)
+	return rep
+}
+
+// record fills a probed result with the probe's outcome.
+func (rep *Report) record(r *Result, res testbed.Result) {
+	r.Outcome = string(res.Outcome)
+	switch {
+	case res.Outcome == testbed.OutcomeUnprobed:
+		r.Probed = false
+		r.Reason = "unprobed: " + res.Detail
+		return
+	case res.Outcome == testbed.OutcomeError:
+		r.Reason = fmt.Sprintf("probe error: %v", res.Err)
+	}
+	r.Allowed = res.Reached
+	r.Mismatch = r.Allowed != r.Expected
+	if r.Mismatch {
+		rep.Mismatches++
+	}
+}
+
+// distinctFamilies returns the first address of each family, the primary
+// address first.
+func distinctFamilies(ips []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range ips {
+		ip = ip.Unmap()
+		if !slices.ContainsFunc(out, func(o netip.Addr) bool { return o.Is4() == ip.Is4() }) {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func family(ip netip.Addr) int {
+	if ip.Is4() {
+		return 4
+	}
+	return 6
 }

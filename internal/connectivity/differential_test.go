@@ -7,23 +7,23 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/netfence/netfence/internal/analysis"
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/policy"
-	"github.com/netfence/netfence/internal/validation"
+	"github.com/netfence/netfence/internal/randcluster"
 )
 
-var clusters = flag.Int("clusters", 200, "random clusters in TestDifferential")
+var (
+	clusters     = flag.Int("clusters", 200, "random clusters with NetworkPolicies only in TestDifferential")
+	tierClusters = flag.Int("tier-clusters", 200, "random clusters with cluster policies in TestDifferential (generated until that many have one)")
+)
 
 // needRoot skips unless the test can create network namespaces.
 func needRoot(t *testing.T) {
@@ -36,229 +36,178 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// randomCluster builds a small cluster exercising every NetworkPolicy
-// feature: selectors with expressions, namespace selectors, both in one
-// peer, ipBlocks with except (IPv4 and IPv6), named ports, endPort, UDP,
-// SCTP, both directions, explicit and defaulted policyTypes.
-func randomCluster(r *rand.Rand, id int) *cluster.Cluster {
-	nsNames := []string{"alpha", "beta", "gamma"}[:2+r.IntN(2)]
-	var nss []*cluster.Namespace
-	for _, n := range nsNames {
-		l := labels.Set{}
-		if r.IntN(2) == 0 {
-			l["team"] = []string{"x", "y"}[r.IntN(2)]
-		}
-		if r.IntN(2) == 0 {
-			l["env"] = []string{"prod", "dev"}[r.IntN(2)]
-		}
-		nss = append(nss, &cluster.Namespace{Name: n, Labels: l, Defined: true})
-	}
-	var pods []*cluster.Pod
-	npods := 3 + r.IntN(4)
-	for i := 0; i < npods; i++ {
-		l := labels.Set{}
-		if r.IntN(4) != 0 {
-			l["app"] = []string{"a", "b", "c"}[r.IntN(3)]
-		}
-		if r.IntN(2) == 0 {
-			l["role"] = []string{"x", "y"}[r.IntN(2)]
-		}
-		p := &cluster.Pod{
-			Namespace: nsNames[r.IntN(len(nsNames))],
-			Name:      fmt.Sprintf("p%d", i),
-			Labels:    l,
-			Phase:     corev1.PodRunning,
-			NodeName:  "node-1",
-			IPs:       []netip.Addr{netip.AddrFrom4([4]byte{10, 244, byte(i / 4), byte(2 + (i%4)*4 + r.IntN(3))})},
-		}
-		if r.IntN(4) == 0 {
-			p.IPs = append(p.IPs, netip.MustParseAddr(fmt.Sprintf("fd00:10:244::%x", 0x10+i)))
-		}
-		// Named ports: "http" maps to different numbers on different pods.
-		switch r.IntN(3) {
-		case 0:
-			p.Ports = append(p.Ports, cluster.ContainerPort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80})
-		case 1:
-			p.Ports = append(p.Ports, cluster.ContainerPort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 8080})
-		}
-		if r.IntN(2) == 0 {
-			p.Ports = append(p.Ports, cluster.ContainerPort{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53})
-		}
-		pods = append(pods, p)
-	}
-	var pols []*networkingv1.NetworkPolicy
-	for i, n := 0, 1+r.IntN(4); i < n; i++ {
-		np := &networkingv1.NetworkPolicy{
-			ObjectMeta: metav1.ObjectMeta{Namespace: nsNames[r.IntN(len(nsNames))], Name: fmt.Sprintf("pol%d", i)},
-			Spec:       networkingv1.NetworkPolicySpec{PodSelector: *randomSelector(r)},
-		}
-		switch r.IntN(4) {
-		case 0:
-			np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
-		case 1:
-			np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
-		case 2:
-			np.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
-		}
-		for j, m := 0, r.IntN(3); j < m; j++ {
-			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: randomPeers(r, pods), Ports: randomPorts(r)})
-		}
-		for j, m := 0, r.IntN(3); j < m; j++ {
-			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: randomPeers(r, pods), Ports: randomPorts(r)})
-		}
-		if errs := validation.NetworkPolicy(np); len(errs) > 0 {
-			panic(fmt.Sprintf("cluster %d: generated an invalid policy: %v", id, errs))
-		}
-		pols = append(pols, np)
-	}
-	return cluster.New(nss, pods, pols)
-}
-
-func randomSelector(r *rand.Rand) *metav1.LabelSelector {
-	s := &metav1.LabelSelector{}
-	switch r.IntN(5) {
-	case 0: // empty: everything
-	case 1, 2:
-		s.MatchLabels = map[string]string{"app": []string{"a", "b", "c"}[r.IntN(3)]}
-	case 3:
-		op := []metav1.LabelSelectorOperator{metav1.LabelSelectorOpIn, metav1.LabelSelectorOpNotIn, metav1.LabelSelectorOpExists, metav1.LabelSelectorOpDoesNotExist}[r.IntN(4)]
-		req := metav1.LabelSelectorRequirement{Key: []string{"app", "role"}[r.IntN(2)], Operator: op}
-		if op == metav1.LabelSelectorOpIn || op == metav1.LabelSelectorOpNotIn {
-			req.Values = []string{"a", "x"}[:1+r.IntN(2)]
-		}
-		s.MatchExpressions = []metav1.LabelSelectorRequirement{req}
-	case 4:
-		s.MatchLabels = map[string]string{"role": []string{"x", "y"}[r.IntN(2)]}
-	}
-	return s
-}
-
-func randomNamespaceSelector(r *rand.Rand) *metav1.LabelSelector {
-	s := &metav1.LabelSelector{}
-	switch r.IntN(4) {
-	case 0:
-	case 1:
-		s.MatchLabels = map[string]string{"team": []string{"x", "y"}[r.IntN(2)]}
-	case 2:
-		s.MatchLabels = map[string]string{cluster.MetadataNameLabel: []string{"alpha", "beta"}[r.IntN(2)]}
-	case 3:
-		s.MatchExpressions = []metav1.LabelSelectorRequirement{{Key: "env", Operator: metav1.LabelSelectorOpExists}}
-	}
-	return s
-}
-
-func randomPeers(r *rand.Rand, pods []*cluster.Pod) []networkingv1.NetworkPolicyPeer {
-	var out []networkingv1.NetworkPolicyPeer
-	for i, n := 0, r.IntN(3); i < n; i++ {
-		var p networkingv1.NetworkPolicyPeer
-		switch r.IntN(5) {
-		case 0:
-			p.PodSelector = randomSelector(r)
-		case 1:
-			p.NamespaceSelector = randomNamespaceSelector(r)
-		case 2:
-			p.PodSelector, p.NamespaceSelector = randomSelector(r), randomNamespaceSelector(r)
-		case 3:
-			// A block around a random pod's v4 address, maybe with a hole.
-			a := pods[r.IntN(len(pods))].IPs[0].As4()
-			bits := 24 + r.IntN(7)
-			cidr := netip.PrefixFrom(netip.AddrFrom4(a), bits).Masked()
-			b := &networkingv1.IPBlock{CIDR: cidr.String()}
-			if r.IntN(2) == 0 && bits < 30 {
-				b.Except = []string{netip.PrefixFrom(netip.AddrFrom4(a), bits+1+r.IntN(32-bits)).Masked().String()}
-			}
-			p.IPBlock = b
-		case 4:
-			if r.IntN(2) == 0 {
-				p.IPBlock = &networkingv1.IPBlock{CIDR: "fd00:10:244::/64", Except: []string{"fd00:10:244::10/126"}}
-			} else {
-				p.IPBlock = &networkingv1.IPBlock{CIDR: "10.244.0.0/16", Except: []string{"10.244.0.0/28"}}
-			}
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-func randomPorts(r *rand.Rand) []networkingv1.NetworkPolicyPort {
-	var out []networkingv1.NetworkPolicyPort
-	tcp, udp, sctp := corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP
-	for i, n := 0, r.IntN(3); i < n; i++ {
-		var p networkingv1.NetworkPolicyPort
-		switch r.IntN(7) {
-		case 0:
-			p.Port = ptr(intstr.FromInt32(80))
-		case 1:
-			p.Protocol, p.Port = &tcp, ptr(intstr.FromInt32(8080))
-		case 2:
-			p.Port = ptr(intstr.FromString("http"))
-		case 3:
-			p.Protocol, p.Port = &udp, ptr(intstr.FromInt32(53))
-		case 4:
-			p.Protocol, p.Port = &udp, ptr(intstr.FromString("dns"))
-		case 5:
-			p.Port, p.EndPort = ptr(intstr.FromInt32(79)), ptr(int32(8000+r.Int32N(200)))
-		case 6:
-			p.Protocol = []*corev1.Protocol{&sctp, &udp}[r.IntN(2)]
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-func ptr[T any](v T) *T { return &v }
-
 var diffPorts = []analysis.Port{{Protocol: "TCP", Port: 80}, {Protocol: "TCP", Port: 8080}, {Protocol: "UDP", Port: 53}, {Protocol: "SCTP", Port: 9000}}
 
+// diffStats count what TestDifferential probed.
+type diffStats struct {
+	clusters, probes, mismatches, allowed int
+	byFamily                              [2]int
+	byProto                               map[string]int
+	toHost, toHostAllowed                 int
+	fromHost                              int
+}
+
 // TestDifferential is the proof that the analyzer and the dataplane are one
-// reading of NetworkPolicy: on random clusters, real traffic through the
-// enforced nftables ruleset must equal the analyzer's matrix, pair by pair.
+// reading of policy: on random clusters, real traffic through the enforced
+// nftables ruleset must equal Set.Evaluate, flow by flow, over IPv4 and
+// IPv6, TCP, UDP and SCTP (raw INIT packets). The first clusters hold
+// NetworkPolicies only (randcluster without cluster policies: the clusters
+// this test has always run); the others cluster policies of both tiers
+// too, with Pass, equal priorities, networks over pod addresses and node
+// peers, and a host-network pod serving on the node's address, probed in
+// the testbed's node namespace (traffic to it crosses the input hook). For
+// the NetworkPolicy-only clusters the analyzer's matrix must agree with
+// Set.Evaluate as well.
 func TestDifferential(t *testing.T) {
 	needRoot(t)
-	r := rand.New(rand.NewPCG(2026, 11))
-	probes, mismatched := 0, 0
-	start := time.Now()
-	for i := 0; i < *clusters; i++ {
-		c := randomCluster(r, i)
-		set := policy.NewSet(c)
-		if len(set.Rejected) > 0 {
-			t.Fatalf("cluster %d: rejected %v", i, set.Rejected)
-		}
-		opts := Options{Ports: diffPorts, Deny: nft.DenyReject, Timeout: 500 * time.Millisecond, Prefix: fmt.Sprintf("nfd%d-%d", os.Getpid()%10000, i)}
-		if i%10 == 0 {
-			// Every tenth cluster with the default drop verdict.
-			opts.Deny, opts.Timeout = nft.DenyDrop, 400*time.Millisecond
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		rep, err := Run(ctx, set, opts)
-		cancel()
-		if err != nil {
-			t.Fatalf("cluster %d: %v", i, err)
-		}
-		probes += rep.Probes
-		for _, res := range rep.Results {
-			if res.Probed && res.Outcome == "error" {
-				t.Errorf("cluster %d: %s -> %s %s/%d: probe error: %s", i, res.From, res.To, res.Protocol, res.Port, res.Reason)
+	for _, phase := range []struct {
+		name  string
+		n     int
+		opts  randcluster.Options
+		seed  [2]uint64
+		check func(t *testing.T, i int, set *policy.Set, rep *Report)
+	}{
+		{"NetworkPolicy", *clusters, randcluster.Options{}, [2]uint64{2026, 11}, checkMatrix},
+		{"cluster policies", *tierClusters, randcluster.Options{ClusterPolicies: true}, [2]uint64{2026, 12}, nil},
+	} {
+		t.Run(phase.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(phase.seed[0], phase.seed[1]))
+			st := diffStats{byProto: map[string]int{}}
+			tiered := 0
+			start := time.Now()
+			// With cluster policies, clusters are generated until n of
+			// them have one (randcluster gives some none).
+			i := 0
+			for ; i < phase.n || phase.opts.ClusterPolicies && tiered < phase.n; i++ {
+				c := randcluster.New(r, i, phase.opts)
+				set := policy.NewSet(c)
+				if len(set.Rejected) > 0 {
+					t.Fatalf("cluster %d: rejected %v", i, set.Rejected)
+				}
+				if len(set.ClusterPolicies) > 0 {
+					tiered++
+				}
+				opts := Options{Ports: diffPorts, Deny: nft.DenyReject, Timeout: 500 * time.Millisecond, Parallel: 128,
+					Prefix: fmt.Sprintf("nfd%d-%s%d", os.Getpid()%10000, phase.name[:1], i)}
+				if i%10 == 0 {
+					// Every tenth cluster with the default drop verdict.
+					opts.Deny, opts.Timeout = nft.DenyDrop, 400*time.Millisecond
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				rep, err := Run(ctx, set, opts)
+				cancel()
+				if err != nil {
+					t.Fatalf("cluster %d: %v", i, err)
+				}
+				st.add(c, rep)
+				for _, res := range rep.Results {
+					if res.Probed && res.Outcome == "error" {
+						t.Errorf("cluster %d: %s -> %s %s/%d: probe error: %s", i, res.From, res.To, res.Protocol, res.Port, res.Reason)
+					}
+					if res.Mismatch {
+						v := set.Evaluate(set.AddrFlow(netip.MustParseAddr(res.FromAddress), netip.MustParseAddr(res.ToAddress), corev1.Protocol(res.Protocol), res.Port))
+						t.Errorf("cluster %d: %s -> %s (%s -> %s) %s/%d: traffic %s (%s), analyzer %s\n  egress: %s\n  ingress: %s", i, res.From, res.To,
+							res.FromAddress, res.ToAddress, res.Protocol, res.Port, word(res.Allowed), res.Outcome, word(res.Expected), v.Egress.Reason, v.Ingress.Reason)
+					}
+				}
+				if phase.check != nil {
+					phase.check(t, i, set, rep)
+				}
+				if t.Failed() {
+					dumpCluster(t, c)
+					t.FailNow()
+				}
 			}
-			if res.Mismatch {
-				mismatched++
-				t.Errorf("cluster %d: %s -> %s %s/%d: traffic %s (%s), analyzer %s", i, res.From, res.To, res.Protocol, res.Port,
-					word(res.Allowed), res.Outcome, word(res.Expected))
+			t.Logf("%d clusters (%d with cluster policies): %d probes (IPv4 %d, IPv6 %d; %v), %d allowed; %d to the host-network pod (%d allowed), %d from it not probed; %d mismatches in %s",
+				i, tiered, st.probes, st.byFamily[0], st.byFamily[1], st.byProto, st.allowed, st.toHost, st.toHostAllowed, st.fromHost, st.mismatches,
+				time.Since(start).Round(time.Millisecond))
+			if phase.n >= 20 {
+				// The test must be able to tell: denied and allowed
+				// flows of every kind.
+				if st.allowed == 0 || st.allowed == st.probes || st.byFamily[1] == 0 || len(st.byProto) < 3 {
+					t.Errorf("the probes do not cover allowed and denied flows of both families and every protocol: %+v", st)
+				}
+				if phase.opts.ClusterPolicies && (tiered == 0 || st.toHost == 0 || st.toHostAllowed == 0 || st.toHostAllowed == st.toHost) {
+					t.Errorf("cluster policies or the host-network pod are not exercised: %d clusters with cluster policies, %d probes to the host (%d allowed)", tiered, st.toHost, st.toHostAllowed)
+				}
 			}
+		})
+	}
+}
+
+func (st *diffStats) add(c *cluster.Cluster, rep *Report) {
+	st.clusters++
+	st.mismatches += rep.Mismatches
+	for _, res := range rep.Results {
+		if res.Reason == fromHostWords {
+			st.fromHost++
 		}
-		if t.Failed() {
-			dumpCluster(t, c)
-			t.FailNow()
+		if !res.Probed {
+			continue
+		}
+		st.probes++
+		if res.Allowed {
+			st.allowed++
+		}
+		if strings.Contains(res.ToAddress, ":") {
+			st.byFamily[1]++
+		} else {
+			st.byFamily[0]++
+		}
+		st.byProto[res.Protocol]++
+		if p := c.Pod(res.To); p != nil && p.HostNetwork {
+			st.toHost++
+			if res.Allowed {
+				st.toHostAllowed++
+			}
 		}
 	}
-	t.Logf("%d clusters, %d probes, %d mismatches in %s", *clusters, probes, mismatched, time.Since(start).Round(time.Millisecond))
+}
+
+// checkMatrix holds the analyzer's matrix to Set.Evaluate on the pairs
+// at the destinations' primary addresses (the matrix evaluates
+// NetworkPolicy only).
+func checkMatrix(t *testing.T, i int, set *policy.Set, rep *Report) {
+	t.Helper()
+	m, err := analysis.ComputeMatrix(context.Background(), set, analysis.Options{Ports: diffPorts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(m.Pods)
+	if n != len(rep.Pods) {
+		t.Fatalf("cluster %d: matrix of %d pods, report of %d", i, n, len(rep.Pods))
+	}
+	for k := range m.Ports {
+		for a := 0; a < n; a++ {
+			for b := 0; b < n; b++ {
+				res := rep.Results[k*n*n+a*n+b]
+				if allowed, _, _ := m.Result(a, b, k); allowed != res.Expected {
+					t.Errorf("cluster %d: %s -> %s %s/%d: matrix %s, Set.Evaluate %s", i, res.From, res.To, res.Protocol, res.Port, word(allowed), word(res.Expected))
+				}
+			}
+		}
+	}
 }
 
 func dumpCluster(t *testing.T, c *cluster.Cluster) {
 	for _, p := range c.Pods {
-		t.Logf("pod %s labels=%v ips=%v ports=%v ns-labels=%v", p.Key(), p.Labels, p.IPs, p.Ports, c.NamespaceLabels(p.Namespace))
+		t.Logf("pod %s labels=%v ips=%v ports=%v host=%v ns-labels=%v", p.Key(), p.Labels, p.IPs, p.Ports, p.HostNetwork, c.NamespaceLabels(p.Namespace))
+	}
+	for _, n := range c.Nodes {
+		t.Logf("node %s labels=%v addrs=%v", n.Name, n.Labels, n.Addrs)
 	}
 	for _, np := range c.Policies {
 		t.Logf("policy %s/%s: %+v", np.Namespace, np.Name, np.Spec)
+	}
+	for _, cp := range c.ClusterPolicies {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s tier=%s priority=%d subject=%+v", cp.Key(), cp.Spec.Tier, cp.Spec.Priority, cp.Spec.Subject)
+		for i, r := range cp.Spec.Ingress {
+			fmt.Fprintf(&b, "\n  ingress[%d] %s from=%+v protocols=%+v", i, r.Action, r.From, r.Protocols)
+		}
+		for i, r := range cp.Spec.Egress {
+			fmt.Fprintf(&b, "\n  egress[%d] %s to=%+v protocols=%+v", i, r.Action, r.To, r.Protocols)
+		}
+		t.Log(b.String())
 	}
 }

@@ -58,10 +58,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		tw.Flush()
 	}
-	fmt.Fprintf(bw, "\n%d probes, %d mismatches (\"-\" not probed: same pod or host network)\n", r.Probes, r.Mismatches)
+	fmt.Fprintf(bw, "\n%d probes, %d mismatches (\"-\" not probed: same pod, or from a host-network pod; the table shows each pair at the destination's primary address)\n", r.Probes, r.Mismatches)
 	for _, res := range r.Results {
 		if res.Mismatch {
-			fmt.Fprintf(bw, "MISMATCH %s -> %s %s/%d: observed %s (%s), expected %s\n", res.From, res.To, res.Protocol, res.Port,
+			fmt.Fprintf(bw, "MISMATCH %s -> %s%s %s/%d: observed %s (%s), expected %s\n", res.From, res.To, addrWords(res), res.Protocol, res.Port,
 				word(res.Allowed), res.Outcome, word(res.Expected))
 		}
 	}
@@ -80,4 +80,12 @@ func word(allowed bool) string {
 		return "allowed"
 	}
 	return "denied"
+}
+
+// addrWords names a result's addresses, when known.
+func addrWords(r Result) string {
+	if r.FromAddress == "" || r.ToAddress == "" {
+		return ""
+	}
+	return " (" + r.FromAddress + " -> " + r.ToAddress + ")"
 }

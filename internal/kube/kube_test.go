@@ -6,6 +6,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
+
+	"github.com/netfence/netfence/internal/cluster"
 )
 
 func TestOverlayReplacesByIdentity(t *testing.T) {
@@ -47,5 +50,40 @@ func TestTrimKeepsWhatPolicyReads(t *testing.T) {
 	if p.Labels["x"] != "y" || p.Spec.NodeName != "n" || !p.Spec.HostNetwork || p.Spec.Containers[0].Ports[0].Name != "http" ||
 		p.Status.PodIP != "10.0.0.1" || p.Status.Phase != corev1.PodRunning {
 		t.Errorf("trim dropped what policy reads: %+v", p)
+	}
+}
+
+func TestTrimNodesAndClusterPolicies(t *testing.T) {
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n", Labels: map[string]string{"role": "w"}, Annotations: map[string]string{"big": "z"}},
+		Spec:       corev1.NodeSpec{PodCIDR: "10.0.0.0/24"},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.0.2.1"}},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady}}, Images: []corev1.ContainerImage{{Names: []string{"x"}}}},
+	}
+	out, err := trim(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := out.(*corev1.Node)
+	if tn.Annotations != nil || tn.Spec.PodCIDR != "" || tn.Status.Conditions != nil || tn.Status.Images != nil {
+		t.Error("trim kept node fields netfence never reads")
+	}
+	if tn.Labels["role"] != "w" || len(tn.Status.Addresses) != 1 || cluster.NodeFromAPI(tn).Addrs[0].String() != "192.0.2.1" {
+		t.Errorf("trim dropped what policy reads: %+v", tn)
+	}
+
+	p := &v1beta1.ClusterNetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}},
+		Spec:   v1beta1.ClusterNetworkPolicySpec{Tier: v1beta1.AdminTier, Priority: 3},
+		Status: v1beta1.ClusterNetworkPolicyStatus{Conditions: []metav1.Condition{{Type: "Ready"}}},
+	}
+	out, err = trim(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := out.(*v1beta1.ClusterNetworkPolicy)
+	if tp.Annotations != nil || tp.ManagedFields != nil || tp.Status.Conditions != nil || tp.Labels["a"] != "b" || tp.Spec.Priority != 3 {
+		t.Errorf("trim of a ClusterNetworkPolicy: %+v", tp)
 	}
 }

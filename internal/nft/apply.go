@@ -393,6 +393,27 @@ func (a *Applier) CheckKernel(ctx context.Context) (err error) {
 				&expr.Lookup{SourceRegister: reg1, DestRegister: regVerdict, IsDestRegSet: true, SetName: "probe-map", SetID: b.setID("probe-map")})
 			b.c.AddRule(&nftables.Rule{Table: t, Chain: b.chain("probe-forward"), Exprs: exprs})
 		}},
+		{"interval verdict maps and concatenated interval verdict maps with element comments, and lookups and rules going to chains (tiers of cluster policy)", func(b *batch) {
+			layer := &Chain{Name: "probe-layer"}
+			b.createChain(layer)
+			tier := &Chain{Name: "probe-tier"}
+			for _, m := range probeTierMaps(layer.Name) {
+				b.addSet(m)
+				kind := RuleVMapAddr
+				if m.Ports {
+					kind = RuleVMapAddrPort
+				}
+				tier.Rules = append(tier.Rules, Rule{Kind: kind, Family: m.Family, Set: m.Name, Egress: true, Comment: "probe"})
+			}
+			pass := &PeerSet{Name: "probe-tpass4", Family: IPv4, Ports: true, Pass: true, Elements: []Element{
+				{Addrs: rangeOf("10.0.0.0", "10.0.0.255"), Proto: 17, FromPort: 53, ToPort: 53, Comment: "probe"}}}
+			b.addSet(pass)
+			tier.Rules = append([]Rule{{Kind: RuleAddrPortGoto, Family: IPv4, Set: pass.Name, Chain: layer.Name, Egress: true, Comment: "probe"}}, tier.Rules...)
+			tier.Rules = append(tier.Rules, Rule{Kind: RuleGoto, Chain: layer.Name, Comment: "probe"})
+			b.addChain(tier, DenyDrop)
+			b.addRules(b.chain(layer.Name), &Chain{Name: layer.Name, Rules: []Rule{{Kind: RuleDeny}}}, DenyDrop)
+			b.addVMap(&VMap{Name: "probe-tier-map", Family: IPv6, Elements: []VMapElement{{Addr: netip.MustParseAddr("fd00::1"), Chain: tier.Name}}})
+		}},
 	}
 	for _, s := range steps {
 		if err := step(ctx, s.what, s.fill); err != nil {
@@ -400,6 +421,27 @@ func (a *Applier) CheckKernel(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// probeTierMaps returns the maps CheckKernel creates: both shapes and
+// families, with every verdict a tier uses, adjacent intervals of
+// different verdicts, and ranges up to the last address.
+func probeTierMaps(layer string) []*PeerSet {
+	drop, ret, acc := Verdict{Kind: VerdictDrop}, Verdict{Kind: VerdictReturn}, Verdict{Kind: VerdictAccept}
+	pass := Verdict{Kind: VerdictGoto, Chain: layer}
+	return []*PeerSet{
+		{Name: "probe-ta4", Family: IPv4, Map: true, Elements: []Element{
+			{Addrs: rangeOf("10.0.0.0", "10.0.0.5"), Verdict: drop, Comment: "probe"},
+			{Addrs: rangeOf("10.0.0.6", "10.0.0.255"), Verdict: pass},
+			{Addrs: rangeOf("255.0.0.0", "255.255.255.255"), Verdict: ret},
+		}},
+		{Name: "probe-tp4", Family: IPv4, Map: true, Ports: true, Elements: []Element{
+			{Addrs: rangeOf("10.0.0.0", "10.0.0.5"), Proto: 6, FromPort: 80, ToPort: 90, Verdict: acc, Comment: "probe"},
+			{Addrs: rangeOf("10.0.0.6", "10.0.0.6"), Proto: 6, FromPort: 80, ToPort: 80, Verdict: pass},
+		}},
+		{Name: "probe-ta6", Family: IPv6, Map: true, Elements: []Element{{Addrs: rangeOf("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), Verdict: drop}}},
+		{Name: "probe-tp6", Family: IPv6, Map: true, Ports: true, Elements: []Element{{Addrs: rangeOf("fd00::1", "fd00::9"), Proto: 132, FromPort: 9000, ToPort: 9001, Verdict: pass, Comment: "probe"}}},
+	}
 }
 
 func rangeOf(from, to string) policy.AddrRange {
@@ -448,7 +490,7 @@ func (a *Applier) Counts(ctx context.Context) (c Counts, ok bool, err error) {
 		}
 		n := 0
 		for _, e := range elems {
-			if !e.IntervalEnd || s.Concatenation || s.IsMap {
+			if !e.IntervalEnd || s.Concatenation {
 				n++
 			}
 		}

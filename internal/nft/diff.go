@@ -43,18 +43,30 @@ type MapChange struct {
 }
 
 // OnlyWidens reports whether the delta can only let more traffic through:
-// it adds elements to existing sets (every per-pod rule accepts what its
-// sets hold), removes verdict-map entries (pods no longer isolated) and
-// the chains and sets nothing refers to any more, or changes how denials
-// end. Anything else — a new or changed chain, a replaced set, an element
-// removed, a map entry added or changed — may deny a flow that was
-// allowed, and the answer is false.
+// it adds elements to existing sets (every rule looking up a set accepts
+// what it holds, but for the Admin tier's Pass sets, whose every change
+// may narrow), changes tier maps only in ways that let more through
+// (see widens), removes verdict-map entries (pods no policy decides for
+// any more) and the chains, sets and maps nothing refers to any more, or
+// changes how denials end. Anything else — a new or changed chain, a
+// replaced set or map, a set element removed, a map element added that
+// does not allow or removed that did not drop, a verdict-map entry added
+// or changed — may deny a flow that was allowed, and the answer is false.
 func (d *Delta) OnlyWidens() bool {
 	if len(d.AddChains)+len(d.ReplaceChains)+len(d.ReplaceSets) > 0 {
 		return false
 	}
 	for _, c := range d.SetChanges {
-		if len(c.Del) > 0 {
+		switch {
+		case c.Set.Map:
+			if !widens(c) {
+				return false
+			}
+		case c.Set.Pass:
+			// A Pass element added may shadow an address map element
+			// that allowed, one removed one that denied.
+			return false
+		case len(c.Del) > 0:
 			return false
 		}
 	}
@@ -64,6 +76,55 @@ func (d *Delta) OnlyWidens() bool {
 		}
 	}
 	return true
+}
+
+// widens reports whether a change of a tier map's elements can only let
+// more through. An element whose key stays, with a verdict at least as
+// open (see atLeastAsOpen), changes nothing else; a removed element must
+// have dropped (what it covered now goes on to a later lookup or layer,
+// which lets through at least as much), and an added element must allow
+// (it may shadow an element of the address map, or the next layer, which
+// let through at most as much). An added goto (Pass) may narrow: a ports
+// element going to the next layer in front of an address element that
+// allowed.
+func widens(c SetChange) bool {
+	added := make(map[fakeElemKey]Verdict, len(c.Add))
+	for _, e := range c.Add {
+		added[fakeKeyOf(e)] = e.Verdict
+	}
+	kept := map[fakeElemKey]bool{}
+	for _, e := range c.Del {
+		k := fakeKeyOf(e)
+		if v, ok := added[k]; ok && atLeastAsOpen(v, e.Verdict) {
+			kept[k] = true
+			continue
+		}
+		if e.Verdict.Kind != VerdictDrop {
+			return false
+		}
+	}
+	for _, e := range c.Add {
+		if !kept[fakeKeyOf(e)] && e.Verdict.Kind != VerdictAccept && e.Verdict.Kind != VerdictReturn {
+			return false
+		}
+	}
+	return true
+}
+
+// atLeastAsOpen reports whether verdict v lets through at least what old
+// did: anything is as open as drop; accept is the most open; return
+// (egress: the destination's ingress check follows) is as open as going
+// to a layer chain, whose best is to return (egress chains never accept;
+// for ingress, returning ends the forward chain, which accepts); going to
+// a chain is as open as going to the same chain.
+func atLeastAsOpen(v, old Verdict) bool {
+	switch {
+	case v == old || old.Kind == VerdictDrop || v.Kind == VerdictAccept:
+		return true
+	case v.Kind == VerdictReturn:
+		return old.Kind == VerdictGoto
+	}
+	return false
 }
 
 // Empty reports whether the models are equal.
@@ -122,7 +183,7 @@ func Diff(old, new *Model) *Delta {
 		case o == s:
 			continue // shared by both models
 		}
-		if o.Ports != s.Ports || o.Family != s.Family || o.Exact != s.Exact {
+		if o.Ports != s.Ports || o.Family != s.Family || o.Exact != s.Exact || o.Map != s.Map || o.Pass != s.Pass {
 			d.ReplaceSets = append(d.ReplaceSets, s)
 			replaced[s.Name] = true
 			continue
@@ -249,7 +310,7 @@ func setDifference[T comparable](old, new []T) (del, add []T) {
 
 // compareElements orders elements as Render does: by protocol name, port
 // range, then address range (address set elements have no protocol and
-// no ports), and by comment last.
+// no ports), and by verdict and comment last.
 func compareElements(a, b Element) int {
 	if a.Proto != b.Proto {
 		if c := strings.Compare(protoName(a.Proto), protoName(b.Proto)); c != 0 {
@@ -267,6 +328,12 @@ func compareElements(a, b Element) int {
 		return c
 	}
 	if c := a.Addrs.To.Compare(b.Addrs.To); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Verdict.Kind, b.Verdict.Kind); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Verdict.Chain, b.Verdict.Chain); c != 0 {
 		return c
 	}
 	return strings.Compare(a.Comment, b.Comment)
@@ -291,20 +358,27 @@ func diffVMap(old, new []VMapElement) (del, add []VMapElement) {
 }
 
 // queue adds the delta to a batch, ordered so that no step depends on a
-// later one: new sets (with their elements) first; then changed and
-// deleted chains are emptied, so that the sets being replaced are no
-// longer looked up when they are deleted and created anew; then new
-// chains are created and changed chains refilled (a rule binds the set it
-// looks up, and the kernel refuses to delete a bound set, so no rule may
-// look up a replaced set before it is created anew); then set elements
-// change, then the verdict maps (a map element jumps only to a chain that
-// exists, and leaves a chain before it is deleted); last, chains and sets
-// nothing refers to any more are deleted. A set may be looked up by
-// several chains: it is created before any of them is filled, and deleted
-// after every chain that looked it up was emptied. The kernel applies the
-// batch as one transaction, so packets see either the old or the new
-// ruleset. Fake.Apply takes the same steps in the same order.
+// later one: new chains are created empty first (a tier map's element
+// may go to one); then new sets and maps (with their elements); then
+// changed and deleted chains are emptied, so that the sets being
+// replaced are no longer looked up when they are deleted and created
+// anew; then new chains are filled and changed chains refilled (a rule
+// binds the set it looks up, and the kernel refuses to delete a bound set,
+// so no rule may look up a replaced set before it is created anew); then
+// set and map elements change, then the verdict maps (a map element jumps
+// only to a chain that exists, and leaves a chain before it is deleted);
+// last, the sets and maps nothing refers to any more are deleted, and
+// then the chains (a deleted tier map may go to a deleted chain, and the
+// kernel refuses to delete a chain a map element still goes to). A set
+// may be looked up by several chains: it is created before any of them
+// is filled, and deleted after every chain that looked it up was
+// emptied. The kernel applies the batch as one transaction, so packets
+// see either the old or the new ruleset. Fake.Apply takes the same steps
+// in the same order.
 func (d *Delta) queue(b *batch) {
+	for _, c := range d.AddChains {
+		b.createChain(c)
+	}
 	for _, s := range d.AddSets {
 		b.addSet(s)
 	}
@@ -325,14 +399,14 @@ func (d *Delta) queue(b *batch) {
 		b.addSet(s)
 	}
 	for _, c := range d.AddChains {
-		b.addChain(c, d.Deny)
+		b.addRules(b.chain(c.Name), c, d.Deny)
 	}
 	for _, c := range d.ReplaceChains {
 		b.addRules(b.chain(c.Name), c, d.Deny)
 	}
 	for _, sc := range d.SetChanges {
 		ns := b.existing(sc.Set.Name)
-		b.elements(ns, setElements(sc.Set, sc.Del), true)
+		b.elements(ns, keysOnly(setElements(sc.Set, sc.Del)), true)
 		b.elements(ns, setElements(sc.Set, sc.Add), false)
 	}
 	for _, mc := range d.MapChanges {
@@ -340,12 +414,12 @@ func (d *Delta) queue(b *batch) {
 		b.elements(ns, vmapElements(mc.Del), true)
 		b.elements(ns, vmapElements(mc.Add), false)
 	}
-	for _, c := range d.DelChains {
-		b.c.DelChain(b.chain(c.Name))
-		b.msgs++
-	}
 	for _, s := range d.DelSets {
 		b.c.DelSet(b.existing(s.Name))
+		b.msgs++
+	}
+	for _, c := range d.DelChains {
+		b.c.DelChain(b.chain(c.Name))
 		b.msgs++
 	}
 }

@@ -22,13 +22,17 @@ import (
 //   - creating a set, chain or map that exists, or deleting or changing
 //     one that does not;
 //   - deleting an element that is not there, or adding one that is there
-//     or that overlaps one that is (interval sets hold disjoint intervals);
+//     or that overlaps one that is (interval sets and maps hold disjoint
+//     intervals);
 //   - an element of the wrong family or shape for its set (a range, or
-//     a port range, in a hash set);
-//   - a rule looking up a set that does not exist or has another type;
-//   - a map element jumping to a chain that does not exist;
+//     a port range, in a hash set; a verdict in a set, none in a map);
+//   - a rule looking up a set or map that does not exist or has another
+//     type (a verdict map rule a set; a set rule may test membership in
+//     a verdict map, as the kernel lets it);
+//   - a map element or a rule jumping or going to a chain that does not
+//     exist, or to a base chain;
 //   - deleting a set a rule still looks up, or a chain a map element
-//     still jumps to;
+//     or a rule still jumps or goes to;
 //   - a delta that changes the final verdict but leaves a chain with the
 //     old one (which Diff never makes and a Model cannot describe).
 //
@@ -38,7 +42,8 @@ import (
 // element; the Fake refuses them, because a delta that does so was not
 // made against the model it is applied to. Elements are identified as the
 // kernel identifies them, by their key (address range, protocol and port
-// range; a map element by its address): comments are not compared.
+// range; a map element by its address): comments and verdicts are not
+// compared.
 //
 // The zero Fake is ready to use and holds no table. Its methods are safe
 // for concurrent use.
@@ -199,6 +204,8 @@ type fakeSet struct {
 	family Family
 	ports  bool
 	exact  bool
+	isMap  bool
+	pass   bool
 	elems  map[fakeElemKey]Element
 }
 
@@ -218,17 +225,23 @@ func newFakeState(deny Deny) *fakeState {
 	return &fakeState{deny: deny, sets: map[string]*fakeSet{}, chains: map[string]*fakeChain{}, maps: map[string]*fakeMap{}}
 }
 
-// fullState builds the table FullSync creates from m: sets, chains, maps
-// and the base chains that look the maps up, in that order.
+// fullState builds the table FullSync creates from m: empty chains,
+// sets and tier maps, the chains' rules, verdict maps and the base chains
+// that look the maps up, in that order.
 func fullState(m *Model) (*fakeState, error) {
 	st := newFakeState(m.Deny)
+	for _, c := range m.Chains {
+		if err := st.createChain(c.Name, m.Deny); err != nil {
+			return nil, err
+		}
+	}
 	for _, s := range m.Sets {
 		if err := st.addSet(s); err != nil {
 			return nil, err
 		}
 	}
 	for _, c := range m.Chains {
-		if err := st.addChain(c, m.Deny); err != nil {
+		if err := st.fillChain(c, m.Deny); err != nil {
 			return nil, err
 		}
 	}
@@ -277,6 +290,11 @@ func (st *fakeState) clone() *fakeState {
 
 // apply runs the steps of d in the order Delta.queue sends them.
 func (st *fakeState) apply(d *Delta) error {
+	for _, c := range d.AddChains {
+		if err := st.createChain(c.Name, d.Deny); err != nil {
+			return err
+		}
+	}
 	for _, s := range d.AddSets {
 		if err := st.addSet(s); err != nil {
 			return err
@@ -303,17 +321,14 @@ func (st *fakeState) apply(d *Delta) error {
 		}
 	}
 	for _, c := range d.AddChains {
-		if err := st.addChain(c, d.Deny); err != nil {
+		if err := st.fillChain(c, d.Deny); err != nil {
 			return err
 		}
 	}
 	for _, c := range d.ReplaceChains {
-		fc := st.chains[c.Name]
-		if err := st.checkRules(c); err != nil {
+		if err := st.fillChain(c, d.Deny); err != nil {
 			return err
 		}
-		fc.chain = copyChain(c)
-		fc.deny = d.Deny
 	}
 	for _, sc := range d.SetChanges {
 		if err := st.changeSet(sc); err != nil {
@@ -325,13 +340,13 @@ func (st *fakeState) apply(d *Delta) error {
 			return err
 		}
 	}
-	for _, c := range d.DelChains {
-		if err := st.delChain(c.Name); err != nil {
+	for _, s := range d.DelSets {
+		if err := st.delSet(s.Name); err != nil {
 			return err
 		}
 	}
-	for _, s := range d.DelSets {
-		if err := st.delSet(s.Name); err != nil {
+	for _, c := range d.DelChains {
+		if err := st.delChain(c.Name); err != nil {
 			return err
 		}
 	}
@@ -362,11 +377,43 @@ func (st *fakeState) addSet(s *PeerSet) error {
 	if s.Family != IPv4 && s.Family != IPv6 {
 		return fmt.Errorf("add set %s: family %d", s.Name, s.Family)
 	}
-	fs := &fakeSet{name: s.Name, family: s.Family, ports: s.Ports, exact: s.Exact, elems: make(map[fakeElemKey]Element, len(s.Elements))}
+	if s.Map && s.Exact {
+		return fmt.Errorf("add map %s: a verdict map of cluster policy is an interval map", s.Name)
+	}
+	fs := &fakeSet{name: s.Name, family: s.Family, ports: s.Ports, exact: s.Exact, isMap: s.Map, pass: s.Pass, elems: make(map[fakeElemKey]Element, len(s.Elements))}
 	if err := fs.add(s.Elements); err != nil {
 		return fmt.Errorf("add set %s: %w", s.Name, err)
 	}
+	if err := st.checkTargets(fs, s.Elements); err != nil {
+		return fmt.Errorf("add set %s: %w", s.Name, err)
+	}
 	st.sets[s.Name] = fs
+	return nil
+}
+
+// checkTargets refuses map elements going to a chain that does not exist
+// or is a base chain.
+func (st *fakeState) checkTargets(fs *fakeSet, elems []Element) error {
+	for _, e := range elems {
+		if e.Verdict.Kind != VerdictGoto {
+			continue
+		}
+		if err := st.checkTarget(e.Verdict.Chain); err != nil {
+			return fmt.Errorf("element %s: %w", e.text(fs.ports), err)
+		}
+	}
+	return nil
+}
+
+// checkTarget refuses a jump or goto to a chain that does not exist or is
+// a base chain.
+func (st *fakeState) checkTarget(chain string) error {
+	switch {
+	case chain == ChainForward || chain == ChainInput:
+		return fmt.Errorf("goes to base chain %s", chain)
+	case st.chains[chain] == nil:
+		return fmt.Errorf("goes to chain %s, which does not exist", chain)
+	}
 	return nil
 }
 
@@ -405,6 +452,9 @@ func (st *fakeState) changeSet(sc SetChange) error {
 	if err := fs.add(sc.Add); err != nil {
 		return fmt.Errorf("elements of set %s: %w", fs.name, err)
 	}
+	if err := st.checkTargets(fs, sc.Add); err != nil {
+		return fmt.Errorf("elements of set %s: %w", fs.name, err)
+	}
 	return nil
 }
 
@@ -422,6 +472,12 @@ func (fs *fakeSet) check(e Element) error {
 		return errors.New("an address set's element has a protocol or ports")
 	case fs.exact && !e.exact():
 		return errors.New("a hash set's element is a range")
+	case fs.isMap && (e.Verdict.Kind == VerdictNone || e.Verdict.Kind > VerdictGoto):
+		return errors.New("a map element without a verdict")
+	case fs.isMap && (e.Verdict.Kind == VerdictGoto) != (e.Verdict.Chain != ""):
+		return errors.New("a map element's verdict names a chain only to go to it")
+	case !fs.isMap && e.Verdict != Verdict{}:
+		return errors.New("a set's element has a verdict")
 	}
 	return nil
 }
@@ -484,41 +540,66 @@ func (fs *fakeSet) sorted() []Element {
 	return out
 }
 
-// addChain creates a per-pod chain with its rules.
-func (st *fakeState) addChain(c *Chain, deny Deny) error {
-	if st.chains[c.Name] != nil || c.Name == ChainForward || c.Name == ChainInput {
-		return fmt.Errorf("add chain %s: it exists", c.Name)
+// createChain creates an empty per-pod or layer chain.
+func (st *fakeState) createChain(name string, deny Deny) error {
+	if st.chains[name] != nil || name == ChainForward || name == ChainInput {
+		return fmt.Errorf("add chain %s: it exists", name)
+	}
+	st.chains[name] = &fakeChain{chain: Chain{Name: name}, deny: deny}
+	return nil
+}
+
+// fillChain gives an existing, empty (new or flushed) chain its rules.
+func (st *fakeState) fillChain(c *Chain, deny Deny) error {
+	fc := st.chains[c.Name]
+	switch {
+	case fc == nil:
+		return fmt.Errorf("add rules to chain %s: no such chain", c.Name)
+	case len(fc.chain.Rules) > 0:
+		return fmt.Errorf("add rules to chain %s: it has rules (a delta replaces the rules of a chain it flushed)", c.Name)
 	}
 	if err := st.checkRules(c); err != nil {
 		return err
 	}
-	st.chains[c.Name] = &fakeChain{chain: copyChain(c), deny: deny}
+	fc.chain = copyChain(c)
+	fc.deny = deny
 	return nil
 }
 
 // checkRules refuses rules that look up a set that does not exist or has
-// another type.
+// another type, and rules going to a chain that does not exist.
 func (st *fakeState) checkRules(c *Chain) error {
 	for i, r := range c.Rules {
 		switch r.Kind {
-		case RuleAddr, RuleAddrPort:
+		case RuleAddr, RuleAddrPort, RuleVMapAddr, RuleVMapAddrPort:
+		case RuleAddrPortGoto:
+			if err := st.checkTarget(r.Chain); err != nil {
+				return fmt.Errorf("chain %s rule %d %w", c.Name, i, err)
+			}
+		case RuleGoto:
+			if err := st.checkTarget(r.Chain); err != nil {
+				return fmt.Errorf("chain %s rule %d %w", c.Name, i, err)
+			}
+			continue
 		case RuleTCPReset, RuleDeny:
 			continue
 		default:
 			return fmt.Errorf("chain %s rule %d: unknown kind %d", c.Name, i, r.Kind)
 		}
 		s := st.sets[r.Set]
+		isMap := r.Kind == RuleVMapAddr || r.Kind == RuleVMapAddrPort
 		switch {
 		case s == nil:
 			return fmt.Errorf("chain %s rule %d looks up set %s, which does not exist", c.Name, i, r.Set)
-		case s.family != r.Family || s.ports != (r.Kind == RuleAddrPort):
+		case s.family != r.Family || s.ports != (r.Kind == RuleAddrPort || r.Kind == RuleVMapAddrPort || r.Kind == RuleAddrPortGoto) || isMap && !s.isMap:
 			return fmt.Errorf("chain %s rule %d looks up set %s, which has another type", c.Name, i, r.Set)
 		}
 	}
 	return nil
 }
 
-// delChain deletes a flushed chain no map element jumps to.
+// delChain deletes a flushed chain no map element or rule jumps or goes
+// to.
 func (st *fakeState) delChain(name string) error {
 	c := st.chains[name]
 	switch {
@@ -531,6 +612,20 @@ func (st *fakeState) delChain(name string) error {
 		for _, e := range st.maps[mname].elems {
 			if e.Chain == name {
 				return fmt.Errorf("delete chain %s: map %s still jumps to it for %s", name, mname, e.Addr)
+			}
+		}
+	}
+	for _, sname := range slices.Sorted(maps.Keys(st.sets)) {
+		for _, e := range st.sets[sname].elems {
+			if e.Verdict.Kind == VerdictGoto && e.Verdict.Chain == name {
+				return fmt.Errorf("delete chain %s: map %s still goes to it for %s", name, sname, e.text(st.sets[sname].ports))
+			}
+		}
+	}
+	for _, cname := range slices.Sorted(maps.Keys(st.chains)) {
+		for _, r := range st.chains[cname].chain.Rules {
+			if r.Chain == name {
+				return fmt.Errorf("delete chain %s: chain %s still goes to it", name, cname)
 			}
 		}
 	}
@@ -594,7 +689,7 @@ func (st *fakeState) model() *Model {
 	}
 	for _, name := range slices.Sorted(maps.Keys(st.sets)) {
 		fs := st.sets[name]
-		s := &PeerSet{Name: fs.name, Family: fs.family, Ports: fs.ports, Exact: fs.exact}
+		s := &PeerSet{Name: fs.name, Family: fs.family, Ports: fs.ports, Exact: fs.exact, Map: fs.isMap, Pass: fs.pass}
 		if len(fs.elems) > 0 {
 			s.Elements = fs.sorted()
 		}
@@ -621,7 +716,7 @@ func canonical(m *Model) *Model {
 		out.Maps = append(out.Maps, cp)
 	}
 	for _, s := range m.Sets {
-		cp := &PeerSet{Name: s.Name, Family: s.Family, Ports: s.Ports, Exact: s.Exact}
+		cp := &PeerSet{Name: s.Name, Family: s.Family, Ports: s.Ports, Exact: s.Exact, Map: s.Map, Pass: s.Pass}
 		if len(s.Elements) > 0 {
 			cp.Elements = slices.Clone(s.Elements)
 			slices.SortFunc(cp.Elements, compareElements)

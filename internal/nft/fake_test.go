@@ -20,8 +20,17 @@ import (
 // enough elements to be replaced (replaceThreshold); every eleventh flips
 // the final verdict.
 func churnModels(seed uint64, steps int) (models []*Model, whats []string) {
+	return churnModelsOf(newChurn(seed), seed, steps)
+}
+
+// tierChurnModels are churnModels of a churn with cluster policies and
+// nodes (newTierChurn).
+func tierChurnModels(seed uint64, steps int) (models []*Model, whats []string) {
+	return churnModelsOf(newTierChurn(seed), seed, steps)
+}
+
+func churnModelsOf(ch *churn, seed uint64, steps int) (models []*Model, whats []string) {
 	opts := []Options{{Node: "node-0"}, {AllLocal: true, Deny: DenyReject}}[seed%2]
-	ch := newChurn(seed)
 	rend := NewRenderer(opts)
 	compiler := policy.NewCompiler()
 	for step := 0; step < steps; step++ {
@@ -77,8 +86,13 @@ func TestFakeApplyEqualsFullSync(t *testing.T) {
 	var seen struct {
 		addSets, delSets, replaceSets, addChains, delChains, replaceChains, elemAdds, elemDels, mapAdds, mapDels, denyFlips int
 	}
-	for seed := 0; seed < seeds; seed++ {
+	var maps struct{ added, deleted, replaced, elemChanges int }
+	for seed := 0; seed < 2*seeds; seed++ {
+		// The second half with cluster policies and nodes.
 		models, whats := churnModels(uint64(seed), steps)
+		if seed >= seeds {
+			models, whats = tierChurnModels(uint64(seed), steps)
+		}
 		running := NewFake()
 		if err := running.FullSync(ctx, models[0]); err != nil {
 			t.Fatalf("seed %d: full sync: %v", seed, err)
@@ -99,6 +113,26 @@ func TestFakeApplyEqualsFullSync(t *testing.T) {
 			seen.addSets += len(d.AddSets)
 			seen.delSets += len(d.DelSets)
 			seen.replaceSets += len(d.ReplaceSets)
+			for _, s := range d.AddSets {
+				if s.Map {
+					maps.added++
+				}
+			}
+			for _, s := range d.DelSets {
+				if s.Map {
+					maps.deleted++
+				}
+			}
+			for _, s := range d.ReplaceSets {
+				if s.Map {
+					maps.replaced++
+				}
+			}
+			for _, sc := range d.SetChanges {
+				if sc.Set.Map {
+					maps.elemChanges++
+				}
+			}
 			seen.addChains += len(d.AddChains)
 			seen.delChains += len(d.DelChains)
 			seen.replaceChains += len(d.ReplaceChains)
@@ -135,7 +169,10 @@ func TestFakeApplyEqualsFullSync(t *testing.T) {
 			t.Fatalf("seed %d: calls %+v", seed, c)
 		}
 	}
-	t.Logf("%d steps, %d deltas not empty; %+v", total, nonEmpty, seen)
+	t.Logf("%d steps, %d deltas not empty; %+v; tier maps %+v", total, nonEmpty, seen, maps)
+	if maps.added == 0 || maps.deleted == 0 || maps.replaced == 0 || maps.elemChanges == 0 {
+		t.Errorf("tier maps not exercised: %+v", maps)
+	}
 	if nonEmpty < total/2 {
 		t.Errorf("only %d of %d deltas change anything", nonEmpty, total)
 	}

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/policy"
@@ -230,6 +231,16 @@ func genCluster(seed uint64, g genParams) *cluster.Cluster {
 	return cluster.New(nss, pods, nps)
 }
 
+// relabelWith is relabel keeping c's cluster policies and nodes.
+func relabelWith(c *cluster.Cluster, key, app string) *cluster.Cluster {
+	r := relabel(c, key, app)
+	var nss []*cluster.Namespace
+	for _, ns := range c.Namespaces {
+		nss = append(nss, ns)
+	}
+	return cluster.NewWith(cluster.Parts{Namespaces: nss, Pods: r.Pods, Policies: r.Policies, ClusterPolicies: c.ClusterPolicies, Nodes: c.Nodes})
+}
+
 // relabel returns a copy of c where one pod's app label changed.
 func relabel(c *cluster.Cluster, key, app string) *cluster.Cluster {
 	pods := make([]*cluster.Pod, len(c.Pods))
@@ -254,4 +265,98 @@ func relabel(c *cluster.Cluster, key, app string) *cluster.Cluster {
 
 func render(c *cluster.Cluster, opts Options) *Model {
 	return Render(policy.NewSet(c), opts)
+}
+
+// cnp builds a ClusterNetworkPolicy.
+func cnp(name string, tier v1beta1.Tier, priority int32, subject v1beta1.ClusterNetworkPolicySubject) *cluster.ClusterPolicy {
+	return &cluster.ClusterPolicy{Kind: cluster.KindCNP, APIVersion: cluster.PolicyAPIGroup + "/v1beta1", Name: name,
+		Spec: v1beta1.ClusterNetworkPolicySpec{Tier: tier, Priority: priority, Subject: subject}}
+}
+
+func nsSubject(s *metav1.LabelSelector) v1beta1.ClusterNetworkPolicySubject {
+	return v1beta1.ClusterNetworkPolicySubject{Namespaces: s}
+}
+
+func exists(key string) *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: key, Operator: metav1.LabelSelectorOpExists}}}
+}
+
+func tcpPort(n int32) v1beta1.ClusterNetworkPolicyProtocol {
+	return v1beta1.ClusterNetworkPolicyProtocol{TCP: &v1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: &v1beta1.Port{Number: n}}}
+}
+
+func udpPort(n int32) v1beta1.ClusterNetworkPolicyProtocol {
+	return v1beta1.ClusterNetworkPolicyProtocol{UDP: &v1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: &v1beta1.Port{Number: n}}}
+}
+
+// guardrailsCluster is a small dual-stack platform with guardrails (as
+// examples/cluster-guardrails): the Admin tier denies the cloud metadata
+// endpoint, protects a payments namespace, limits monitoring on the
+// nodes, passes web traffic between tenants to their NetworkPolicies and
+// denies them the rest; the
+// Baseline tier allows tenants DNS and payments and denies them the
+// rest; team-a opens its web front end with a NetworkPolicy.
+func guardrailsCluster() *cluster.Cluster {
+	nss := []*cluster.Namespace{
+		{Name: "payments", Labels: labels.Set{"security": "restricted"}, Defined: true},
+		{Name: "team-a", Labels: labels.Set{"tenant": "a"}, Defined: true},
+		{Name: "team-b", Labels: labels.Set{"tenant": "b"}, Defined: true},
+		{Name: "kube-system", Defined: true},
+		{Name: "monitoring", Defined: true},
+	}
+	pods := []*cluster.Pod{
+		withPorts(pod("payments", "api-0", "node-1", map[string]string{"app": "payments-api"}, "10.244.0.10", "fd00:244::10"), cport("https", tcp, 8443), cport("metrics", tcp, 9090)),
+		withPorts(pod("team-a", "checkout-0", "node-1", map[string]string{"app": "checkout"}, "10.244.0.20"), cport("http", tcp, 8080)),
+		withPorts(pod("team-a", "web-0", "node-1", map[string]string{"app": "web"}, "10.244.0.21", "fd00:244::21"), cport("http", tcp, 80)),
+		pod("team-b", "client-0", "node-1", map[string]string{"app": "client"}, "10.244.0.30"),
+		withPorts(pod("kube-system", "coredns-0", "node-1", map[string]string{"k8s-app": "kube-dns"}, "10.244.0.53", "fd00:244::53"), cport("dns", udp, 53), cport("dns-tcp", tcp, 53)),
+		pod("monitoring", "prometheus-0", "node-1", map[string]string{"app": "prometheus"}, "10.244.0.90"),
+		{Namespace: "monitoring", Name: "node-exporter", NodeName: "node-1", HostNetwork: true, Phase: corev1.PodRunning,
+			Labels: labels.Set{"app": "node-exporter"}, IPs: []netip.Addr{netip.MustParseAddr("172.18.0.2")}, Ports: []cluster.ContainerPort{cport("metrics", tcp, 9100)}},
+	}
+	nodes := []*cluster.Node{{Name: "node-1", Labels: labels.Set{"role": "worker"}, Addrs: []netip.Addr{netip.MustParseAddr("172.18.0.2")}}}
+
+	metadata := cnp("block-cloud-metadata", v1beta1.AdminTier, 5, nsSubject(&metav1.LabelSelector{}))
+	metadata.Spec.Egress = []v1beta1.ClusterNetworkPolicyEgressRule{{Name: "cloud-metadata", Action: v1beta1.ClusterNetworkPolicyRuleActionDeny,
+		To: []v1beta1.ClusterNetworkPolicyEgressPeer{{Networks: []v1beta1.CIDR{"169.254.169.254/32", "fd00:ec2::254/128"}}}}}
+	payments := cnp("protect-payments", v1beta1.AdminTier, 10, nsSubject(sel("security", "restricted")))
+	payments.Spec.Ingress = []v1beta1.ClusterNetworkPolicyIngressRule{
+		{Name: "checkout-to-api", Action: v1beta1.ClusterNetworkPolicyRuleActionAccept,
+			From:      []v1beta1.ClusterNetworkPolicyIngressPeer{{Pods: &v1beta1.NamespacedPod{NamespaceSelector: *sel("tenant", "a"), PodSelector: *sel("app", "checkout")}}},
+			Protocols: []v1beta1.ClusterNetworkPolicyProtocol{tcpPort(8443)}},
+		{Name: "prometheus-scrapes", Action: v1beta1.ClusterNetworkPolicyRuleActionAccept,
+			From:      []v1beta1.ClusterNetworkPolicyIngressPeer{{Namespaces: sel(cluster.MetadataNameLabel, "monitoring")}},
+			Protocols: []v1beta1.ClusterNetworkPolicyProtocol{{DestinationNamedPort: "metrics"}}},
+		{Name: "everyone-else", Action: v1beta1.ClusterNetworkPolicyRuleActionDeny,
+			From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{}}}},
+	}
+	monitoring := cnp("monitoring-to-nodes", v1beta1.AdminTier, 30, nsSubject(sel(cluster.MetadataNameLabel, "monitoring")))
+	monitoring.Spec.Egress = []v1beta1.ClusterNetworkPolicyEgressRule{
+		{Name: "node-exporter", Action: v1beta1.ClusterNetworkPolicyRuleActionAccept,
+			To: []v1beta1.ClusterNetworkPolicyEgressPeer{{Nodes: &metav1.LabelSelector{}}}, Protocols: []v1beta1.ClusterNetworkPolicyProtocol{tcpPort(9100)}},
+		{Name: "other-host-ports", Action: v1beta1.ClusterNetworkPolicyRuleActionDeny,
+			To: []v1beta1.ClusterNetworkPolicyEgressPeer{{Nodes: &metav1.LabelSelector{}}}},
+	}
+	delegate := cnp("delegate-to-tenants", v1beta1.AdminTier, 50, nsSubject(exists("tenant")))
+	delegate.Spec.Ingress = []v1beta1.ClusterNetworkPolicyIngressRule{
+		{Name: "web-from-tenants", Action: v1beta1.ClusterNetworkPolicyRuleActionPass,
+			From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Namespaces: exists("tenant")}}, Protocols: []v1beta1.ClusterNetworkPolicyProtocol{tcpPort(80), tcpPort(8080)}},
+		{Name: "nothing-else-from-tenants", Action: v1beta1.ClusterNetworkPolicyRuleActionDeny,
+			From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Namespaces: exists("tenant")}}},
+	}
+	baseline := cnp("tenant-baseline", v1beta1.BaselineTier, 100, nsSubject(exists("tenant")))
+	baseline.Spec.Egress = []v1beta1.ClusterNetworkPolicyEgressRule{
+		{Name: "dns", Action: v1beta1.ClusterNetworkPolicyRuleActionAccept,
+			To:        []v1beta1.ClusterNetworkPolicyEgressPeer{{Pods: &v1beta1.NamespacedPod{NamespaceSelector: *sel(cluster.MetadataNameLabel, "kube-system"), PodSelector: *sel("k8s-app", "kube-dns")}}},
+			Protocols: []v1beta1.ClusterNetworkPolicyProtocol{udpPort(53), tcpPort(53)}},
+		{Name: "payments-api", Action: v1beta1.ClusterNetworkPolicyRuleActionAccept,
+			To: []v1beta1.ClusterNetworkPolicyEgressPeer{{Namespaces: sel("security", "restricted")}}},
+		{Name: "deny-the-rest", Action: v1beta1.ClusterNetworkPolicyRuleActionDeny,
+			To: []v1beta1.ClusterNetworkPolicyEgressPeer{{Namespaces: &metav1.LabelSelector{}}}},
+	}
+	webOpen := netpol("team-a", "web-open", sel("app", "web"), typeIn)
+	ingress(webOpen, nil)
+	denyB := netpol("team-b", "default-deny-ingress", nil, typeIn)
+	return cluster.NewWith(cluster.Parts{Namespaces: nss, Pods: pods, Policies: []*networkingv1.NetworkPolicy{webOpen, denyB},
+		ClusterPolicies: []*cluster.ClusterPolicy{metadata, payments, monitoring, delegate, baseline}, Nodes: nodes})
 }

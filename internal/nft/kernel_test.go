@@ -15,6 +15,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/policy"
@@ -53,7 +54,7 @@ func TestFullSync(t *testing.T) {
 	a := ns.applier(t)
 	models := goldenModels()
 	models["generated"] = render(genCluster(1, smallGen()), Options{Node: "node-0"})
-	for _, name := range []string{"empty", "shop-node-a", "shop-node-b-reject", "shop-all", "generated"} {
+	for _, name := range []string{"empty", "shop-node-a", "shop-node-b-reject", "shop-all", "generated", "guardrails"} {
 		m := models[name]
 		if err := a.FullSync(t.Context(), m); err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -292,12 +293,18 @@ func TestApplyChurnMatchesFake(t *testing.T) {
 		steps = 25
 	}
 	ctx := t.Context()
-	replaced := 0
-	for seed := uint64(0); seed < uint64(seeds); seed++ {
+	replaced, replacedMaps, mapChanges := 0, 0, 0
+	for seed := uint64(0); seed < uint64(2*seeds); seed++ {
 		ns := newNetNS(t)
 		a := ns.applier(t)
 		f := NewFake()
 		ms, whats := churnModels(seed, steps)
+		if seed >= uint64(seeds) {
+			// With cluster policies and nodes: tier maps, Pass sets
+			// and layer chains (TestTierMapsReplaced replaces them for
+			// sure).
+			ms, whats = tierChurnModels(seed+8, steps)
+		}
 		if err := a.FullSync(ctx, ms[0]); err != nil {
 			t.Fatal(err)
 		}
@@ -308,6 +315,16 @@ func TestApplyChurnMatchesFake(t *testing.T) {
 			what := fmt.Sprintf("seed %d step %d (%s)", seed, i, whats[i])
 			d := Diff(ms[i-1], ms[i])
 			replaced += len(d.ReplaceSets)
+			for _, s := range d.ReplaceSets {
+				if s.Map {
+					replacedMaps++
+				}
+			}
+			for _, sc := range d.SetChanges {
+				if sc.Set.Map {
+					mapChanges++
+				}
+			}
 			kerr, ferr := a.Apply(ctx, d), f.Apply(ctx, d)
 			if kerr != nil || ferr != nil {
 				t.Fatalf("%s: kernel: %v; fake: %v\ndelta: %v", what, kerr, ferr, d.Names())
@@ -317,8 +334,8 @@ func TestApplyChurnMatchesFake(t *testing.T) {
 			compareListings(t, what+": kernel vs model", expected(ms[i]), got)
 		}
 	}
-	if replaced == 0 {
-		t.Error("no set was replaced")
+	if !testing.Short() && (replaced == 0 || mapChanges == 0) {
+		t.Errorf("sets replaced %d (tier maps %d); tier map element changes %d: not all exercised", replaced, replacedMaps, mapChanges)
 	}
 }
 
@@ -539,5 +556,108 @@ func TestUpdateSharedSets(t *testing.T) {
 	}
 	if d := Diff(seq[0], seq[1]); len(d.ReplaceSets) == 0 || len(d.DelChains) == 0 {
 		t.Errorf("step 1 replaces no set or deletes no chain: %v", d.Names())
+	}
+}
+
+// TestTierKernelRefuses applies the deltas TestTierFakeRefuses has the
+// Fake refuse to the kernel: it must refuse each, keeping the table as it
+// was.
+func TestTierKernelRefuses(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	base := goldenModels()["guardrails"]
+	if err := a.FullSync(t.Context(), base); err != nil {
+		t.Fatal(err)
+	}
+	before := ns.list(t)
+	compareListings(t, "full sync", expected(base), before)
+	for _, tc := range tierRefusals(t, base) {
+		err := a.Apply(t.Context(), tc.d)
+		if tc.want == "" {
+			// Taken by both: the kernel must hold what the Fake holds.
+			f := NewFake()
+			if err := f.FullSync(t.Context(), base); err != nil {
+				t.Fatal(err)
+			}
+			if ferr := f.Apply(t.Context(), tc.d); err != nil || ferr != nil {
+				t.Fatalf("%s: kernel: %v; fake: %v", tc.name, err, ferr)
+			}
+			compareListings(t, tc.name, expected(f.Model()), ns.list(t))
+			if err := a.FullSync(t.Context(), base); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: the kernel took the delta", tc.name)
+			if err := a.FullSync(t.Context(), base); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Logf("%s: %v", tc.name, err)
+		compareListings(t, tc.name, before, ns.list(t))
+	}
+}
+
+// TestTierMapsReplaced shrinks and grows tier maps and Pass sets enough
+// that Diff replaces them (replaceThreshold), changes their verdicts, and
+// moves pods between layers: the kernel and the Fake must take every
+// delta and hold the model after each.
+func TestTierMapsReplaced(t *testing.T) {
+	ns := newNetNS(t)
+	a := ns.applier(t)
+	f := NewFake()
+	mk := func(n int, action v1beta1.ClusterNetworkPolicyRuleAction, isolated bool) *Model {
+		var pods []*cluster.Pod
+		for i := 0; i < n; i++ {
+			// Every other address, so that no two peers merge.
+			pods = append(pods, pod("x", fmt.Sprintf("peer-%d", i), "n", map[string]string{"role": "peer"},
+				fmt.Sprintf("10.0.0.%d", 2*i+1), fmt.Sprintf("fd00::%x", 2*i+1)))
+		}
+		pods = append(pods, pod("x", "target", "n", map[string]string{"role": "target"}, "10.0.1.1", "fd00:1::1"))
+		p := cnp("guard", v1beta1.AdminTier, 1, v1beta1.ClusterNetworkPolicySubject{Pods: &v1beta1.NamespacedPod{PodSelector: *sel("role", "target")}})
+		peer := []v1beta1.ClusterNetworkPolicyEgressPeer{{Pods: &v1beta1.NamespacedPod{PodSelector: *sel("role", "peer")}}}
+		p.Spec.Egress = []v1beta1.ClusterNetworkPolicyEgressRule{
+			{Action: action, To: peer, Protocols: []v1beta1.ClusterNetworkPolicyProtocol{tcpPort(80), {TCP: &v1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: &v1beta1.Port{Range: &v1beta1.PortRange{Start: 8000, End: 8100}}}}}},
+			{Action: v1beta1.ClusterNetworkPolicyRuleActionDeny, To: peer},
+		}
+		var nps []*networkingv1.NetworkPolicy
+		if isolated {
+			np := netpol("x", "allow", sel("role", "target"), typeOut)
+			egress(np, peers(podPeer(sel("role", "peer"), nil)), npPort(tcp, 8080))
+			nps = append(nps, np)
+		}
+		return render(cluster.NewWith(cluster.Parts{Pods: pods, Policies: nps, ClusterPolicies: []*cluster.ClusterPolicy{p}}), Options{AllLocal: true})
+	}
+	pass, accept := v1beta1.ClusterNetworkPolicyRuleActionPass, v1beta1.ClusterNetworkPolicyRuleActionAccept
+	seq := []*Model{mk(12, accept, false), mk(3, accept, false), mk(12, pass, true), mk(3, pass, true), mk(12, pass, false), mk(12, accept, true), mk(0, accept, true)}
+	if err := a.FullSync(t.Context(), seq[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.FullSync(t.Context(), seq[0]); err != nil {
+		t.Fatal(err)
+	}
+	replaced := map[string]bool{}
+	for i := 1; i < len(seq); i++ {
+		d := Diff(seq[i-1], seq[i])
+		for _, s := range d.ReplaceSets {
+			switch {
+			case s.Map:
+				replaced["map"] = true
+			case s.Pass:
+				replaced["pass set"] = true
+			}
+		}
+		kerr, ferr := a.Apply(t.Context(), d), f.Apply(t.Context(), d)
+		if kerr != nil || ferr != nil {
+			t.Fatalf("step %d: kernel: %v; fake: %v\ndelta: %v", i, kerr, ferr, d.Names())
+		}
+		got := ns.list(t)
+		compareListings(t, fmt.Sprintf("step %d: kernel vs model", i), expected(seq[i]), got)
+		compareListings(t, fmt.Sprintf("step %d: kernel vs fake", i), expected(f.Model()), got)
+	}
+	if !replaced["map"] || !replaced["pass set"] {
+		t.Errorf("replaced: %v, want a tier map and a Pass set", replaced)
 	}
 }

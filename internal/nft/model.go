@@ -18,10 +18,13 @@
 //     then the source address is looked up in the verdict maps egress4 and
 //     egress6 and the destination address in ingress4 and ingress6;
 //   - base chain input (hook input): the same without the ingress maps, so
-//     that a pod's egress policy also governs traffic to the node itself.
-//     Traffic the node originates (kubelet probes) crosses neither hook;
-//   - the verdict maps map the address of each local pod that is isolated
-//     in that direction to a jump to the pod's chain for that direction;
+//     that a pod's egress policy (cluster-scoped tiers included) also
+//     governs traffic to the node itself and to host-network pods.
+//     Traffic the node originates (kubelet probes, host-network pods)
+//     crosses neither hook;
+//   - the verdict maps map the address of each local pod that some policy
+//     decides for in that direction to a jump to the pod's chain for that
+//     direction;
 //   - a pod's chain (in-HASH or out-HASH) accepts (ingress) or returns
 //     (egress, so that the destination's ingress check follows) when the
 //     peer address is in one of the pod's address sets (allowed on every
@@ -37,9 +40,57 @@
 //     workload) share their sets; each element is stored once per
 //     workload, not once per pod.
 //
-// A packet therefore costs one map lookup and at most four set lookups
-// per direction (two hash, two interval), however many policies there
-// are; a peer pod allowed on a port is found by the first, a hash lookup.
+// # Tiers of cluster-scoped policy
+//
+// Cluster-scoped policy (ClusterNetworkPolicy, AdminNetworkPolicy,
+// BaselineAdminNetworkPolicy) decides in ordered tiers around
+// NetworkPolicy, per direction: the Admin tier, then NetworkPolicy, then
+// (for a pod NetworkPolicy does not isolate in that direction) the
+// Baseline tier, then the default, allow. A tier's decision for a pod is
+// its policies flattened into disjoint rectangles with actions
+// (policy.Normalizer.NormalizeTier), rendered as two interval verdict
+// maps per family, looked up in this order: ap4-HASH (address range .
+// protocol . port range, for the rules with protocols) and aa4-HASH
+// (address ranges, every protocol); bp4-HASH and ba4-HASH for the
+// Baseline tier; 6 for IPv6. An element's verdict is its action's: Deny
+// drops (whatever Options.Deny says, which is NetworkPolicy's final
+// verdict); Accept returns (egress: the destination's ingress check
+// follows) or accepts (ingress); Pass in the Baseline tier allows, as the
+// default does. Only what changes the outcome is rendered: no address
+// element that passes (Admin) or allows (Baseline), which is what no
+// match does, and no ports element whose outcome the address map gives
+// anyway.
+//
+// A pod with Admin tier policies has its chain look up the Admin tier
+// and then go to the next layer: a chain outn-HASH (inn- for ingress)
+// holding the NetworkPolicy rules of its isolating policies (the same
+// rules a pod chain holds when no Admin policy selects the pod), or, for
+// a pod NetworkPolicy does not isolate, a chain outb-HASH (inb-) looking
+// up the Baseline maps; or, with neither, nothing (allowed). The Admin
+// tier's Pass elements with protocols are in a set of their own,
+// app4-HASH, looked up first by a rule going to the same next layer (or
+// allowing, when there is none), so that they shadow the address map;
+// then come the ports map and the address map. That keeps the maps
+// independent of the next layer: pods selected by the same cluster
+// policies share the Admin maps whatever their NetworkPolicies. Without
+// Admin tier policies, a pod's chain holds its NetworkPolicy rules, or
+// else looks up the Baseline maps itself. Maps, Pass sets and layer
+// chains are shared like sets: by the combination of direction, tier,
+// the selecting cluster policies (policy.Set.TierPolicies) and, for
+// Ingress, the pod's named ports. A pod holding an address another pod
+// holds too is denied everything, above every tier.
+//
+// The input chain accepts IPv6 neighbour solicitations and advertisements
+// before the egress maps: a pod answers the node's solicitations from its
+// own address, which its egress policy would drop.
+//
+// A packet therefore costs, per direction, one verdict-map lookup, at
+// most three lookups in the Admin tier (Pass set, ports map, address map;
+// two without Pass rules with protocols) and two in the Baseline tier per
+// family, and at most four set lookups in the NetworkPolicy layer (two
+// hash, two interval), however many policies there are; a peer pod
+// allowed on a port is found by the first NetworkPolicy lookup, a hash
+// lookup.
 package nft
 
 import (
@@ -163,14 +214,19 @@ type VMapElement struct {
 	Comment string
 }
 
-// PeerSet is an interval set of peers. Pods whose allowances are alike share
-// their sets: a set belongs to one combination of direction, isolating
-// policies and (for Ingress) named port numbers, and the chains of every
-// local pod with that combination look it up.
+// PeerSet is an interval set of peers, or (Map) an interval verdict map
+// of a tier of cluster-scoped policy. Pods whose allowances are alike
+// share their sets: a set belongs to one combination of direction,
+// isolating policies and (for Ingress) named port numbers, and the chains
+// of every local pod with that combination look it up; a tier's map to
+// one combination of direction, tier, selecting cluster policies, named
+// port numbers and, for the Admin tier, the layer its Pass elements go to.
 type PeerSet struct {
 	// Name is "a4-", "p4-", "e4-" or "x4-" (address or ports set, of
 	// ranges or exact; "6" for IPv6) and a hash of that combination (see
-	// Renderer).
+	// Renderer); for a map "aa4-", "ap4-" (Admin tier: addresses, ports)
+	// or "ba4-", "bp4-" (Baseline tier) and a hash; "app4-" for the Admin
+	// tier's Pass set.
 	Name   string
 	Family Family
 	// Ports is true for a concatenated address . inet_proto . inet_service
@@ -181,19 +237,67 @@ type PeerSet struct {
 	// and for a ports set a single address with a single port; false for
 	// an interval set (rbtree for addresses, pipapo for ports).
 	Exact bool
+	// Map is true for an interval verdict map (never Exact): every
+	// element has a Verdict.
+	Map bool
+	// Pass is true for the set of an Admin tier's Pass elements with
+	// protocols ("app4-"): a ports interval set whose rules go to the
+	// next layer (or allow, when there is none).
+	Pass bool
 	// Elements are disjoint, in policy.Normalized order: by address for an
 	// address set; by protocol, port range, then address for a ports set.
 	Elements []Element
 }
 
 // Element is an address range, or for a Ports set an address range times
-// a protocol times a port range.
+// a protocol times a port range; in a map, with its verdict.
 type Element struct {
 	Addrs            policy.AddrRange
 	Proto            uint8
 	FromPort, ToPort uint16
+	// Verdict is set for an element of a map, and only there.
+	Verdict Verdict
 	// Comment names the policy rules that contribute to the element.
 	Comment string
+}
+
+// VerdictKind is what a map element does with a packet.
+type VerdictKind uint8
+
+// Verdict kinds of map elements. The zero value is no verdict (a set's
+// element).
+const (
+	VerdictNone VerdictKind = iota
+	// VerdictAccept accepts the packet (ingress Accept).
+	VerdictAccept
+	// VerdictDrop drops it (Deny).
+	VerdictDrop
+	// VerdictReturn leaves the pod's chains (egress Accept: the
+	// destination's ingress check follows).
+	VerdictReturn
+	// VerdictGoto goes to a chain (Admin tier Pass: the next layer).
+	VerdictGoto
+)
+
+// Verdict is a map element's verdict.
+type Verdict struct {
+	Kind VerdictKind
+	// Chain is the chain of VerdictGoto.
+	Chain string
+}
+
+func (v Verdict) String() string {
+	switch v.Kind {
+	case VerdictAccept:
+		return "accept"
+	case VerdictDrop:
+		return "drop"
+	case VerdictReturn:
+		return "return"
+	case VerdictGoto:
+		return "goto " + v.Chain
+	}
+	return ""
 }
 
 // RuleKind is the shape of a per-pod chain's rule.
@@ -210,21 +314,39 @@ const (
 	RuleTCPReset
 	// RuleDeny is the final drop, or ICMPX reject.
 	RuleDeny
+	// RuleVMapAddr looks the peer address up in an address verdict map
+	// (a tier's aa4-, ba4-, ...) and takes the element's verdict.
+	RuleVMapAddr
+	// RuleVMapAddrPort looks peer address . l4proto . th dport up in a
+	// concatenated verdict map (ap4-, bp4-, ...).
+	RuleVMapAddrPort
+	// RuleGoto goes to another chain (the next layer).
+	RuleGoto
+	// RuleAddrPortGoto matches peer address . l4proto . th dport against
+	// a concatenated interval set (the Admin tier's Pass set) and goes to
+	// Chain, the next layer.
+	RuleAddrPortGoto
 )
 
-// Rule is one rule of a per-pod chain.
+// Rule is one rule of a per-pod or layer chain.
 type Rule struct {
 	Kind RuleKind
-	// Family and Set are set for RuleAddr and RuleAddrPort.
+	// Family and Set are set for the rules that look a set or map up
+	// (Set names it).
 	Family Family
 	Set    string
+	// Chain is the chain RuleGoto and RuleAddrPortGoto go to.
+	Chain string
 	// Egress rules match the destination address and return; ingress
 	// rules match the source address and accept.
 	Egress  bool
 	Comment string
 }
 
-// Chain is the chain of one local pod for one direction.
+// Chain is the chain of one local pod for one direction, or a layer
+// chain (Pod empty) that the chains of several pods go to: the
+// NetworkPolicy rules (outn-, inn-) or the Baseline tier (outb-, inb-)
+// after the Admin tier.
 type Chain struct {
 	Name      string
 	Pod       string
@@ -377,9 +499,19 @@ func protoName(n uint8) string {
 
 // sourcesComment names the policy rules behind an element, e.g.
 // "allow-web ingress[0], allow-dns ingress[1]", within nft's comment limit.
-func sourcesComment(srcs []policy.RuleMatch) string {
+func sourcesComment(srcs []policy.RuleMatch) string { return refsComment(srcs, "") }
+
+// tierComment names the cluster policy rules behind a map element and
+// their action, e.g. "cnp/deny-sensitive egress[0] Deny".
+func tierComment(srcs []policy.RuleMatch, a policy.Action) string {
+	return refsComment(srcs, " "+a.String())
+}
+
+// refsComment names the rules, each once, then suffix, within nft's
+// comment limit: rules that do not fit are counted ("+2 more").
+func refsComment(srcs []policy.RuleMatch, suffix string) string {
 	if len(srcs) == 1 {
-		return truncate(ruleRef(srcs[0]))
+		return truncateKeeping(ruleRef(srcs[0]), suffix)
 	}
 	var refs []string
 	for _, s := range srcs {
@@ -398,19 +530,37 @@ func sourcesComment(srcs []policy.RuleMatch) string {
 		if i+1 < len(refs) {
 			more = ", +" + strconv.Itoa(len(refs)-i-1) + " more"
 		}
-		if len(out)+len(sep)+len(ref)+len(more) > maxComment {
+		if len(out)+len(sep)+len(ref)+len(more)+len(suffix) > maxComment {
 			if i == 0 {
-				return truncate(ref)
+				return truncateKeeping(ref, suffix)
 			}
-			return out + ", +" + strconv.Itoa(len(refs)-i) + " more"
+			return truncate(out + ", +" + strconv.Itoa(len(refs)-i) + " more" + suffix)
 		}
 		out += sep + ref
 	}
-	return out
+	return truncate(out + suffix)
 }
 
+// truncateKeeping cuts s so that s and suffix fit nft's comment limit,
+// keeping suffix whole.
+func truncateKeeping(s, suffix string) string {
+	s, suffix = truncate(s), truncate(suffix)
+	if len(s)+len(suffix) > maxComment {
+		s = s[:max(0, maxComment-len(suffix)-3)] + "..."
+	}
+	return s + suffix
+}
+
+// ruleRef names a rule: "allow-web ingress[0]" for a NetworkPolicy (its
+// namespace is the pod's), "cnp/NAME egress[1]" for a cluster policy.
 func ruleRef(s policy.RuleMatch) string {
-	return s.Policy.Name + " " + dirWord(s.Direction) + "[" + strconv.Itoa(s.Rule) + "]"
+	name := ""
+	if s.ClusterPolicy != nil {
+		name = s.ClusterPolicy.Key()
+	} else {
+		name = s.Policy.Name
+	}
+	return name + " " + dirWord(s.Direction) + "[" + strconv.Itoa(s.Rule) + "]"
 }
 
 // truncate cuts a comment to nft's limit and removes characters nft
@@ -428,8 +578,9 @@ func truncate(s string) string {
 	return s
 }
 
-// ChainSets returns the sets a chain's rules look up, in rule order (sets
-// may be shared with other chains), or nil when there is no such chain.
+// ChainSets returns the sets and maps a chain's rules look up, in rule
+// order (they may be shared with other chains), or nil when there is no
+// such chain.
 func (m *Model) ChainSets(chain string) []*PeerSet {
 	c := m.Chain(chain)
 	if c == nil {
@@ -449,10 +600,10 @@ func (m *Model) ChainSets(chain string) []*PeerSet {
 
 // ChainSet returns the address set (ports false) or ports set of a family,
 // of exact elements (hash set) or of ranges (interval set), that a chain
-// looks up, or nil.
+// looks up, or nil. Tier maps and Pass sets are left out.
 func (m *Model) ChainSet(chain string, fam Family, ports, exact bool) *PeerSet {
 	for _, s := range m.ChainSets(chain) {
-		if s.Family == fam && s.Ports == ports && s.Exact == exact {
+		if !s.Map && !s.Pass && s.Family == fam && s.Ports == ports && s.Exact == exact {
 			return s
 		}
 	}

@@ -57,9 +57,13 @@ func addrType(f Family) nftables.SetDatatype {
 }
 
 // nftSet describes a model set for creation: an interval set (rbtree,
-// or pipapo for a concatenation), or for an exact set a hash set.
+// or pipapo for a concatenation), or for an exact set a hash set; a map
+// is an interval set with verdict data.
 func nftSet(t *nftables.Table, s *PeerSet) *nftables.Set {
 	ns := &nftables.Set{Table: t, Name: s.Name, ID: nextSetID(), Interval: !s.Exact, KeyType: addrType(s.Family)}
+	if s.Map {
+		ns.IsMap, ns.DataType = true, nftables.TypeVerdict
+	}
 	if s.Ports {
 		ns.Concatenation = true
 		ns.KeyType = concat4
@@ -93,11 +97,28 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 	return append(b, v[:]...)
 }
 
+// verdictData returns the verdict of a map element, or nil for a set's
+// element.
+func verdictData(v Verdict) *expr.Verdict {
+	switch v.Kind {
+	case VerdictAccept:
+		return &expr.Verdict{Kind: expr.VerdictAccept}
+	case VerdictDrop:
+		return &expr.Verdict{Kind: expr.VerdictDrop}
+	case VerdictReturn:
+		return &expr.Verdict{Kind: expr.VerdictReturn}
+	case VerdictGoto:
+		return &expr.Verdict{Kind: expr.VerdictGoto, Chain: v.Chain}
+	}
+	return nil
+}
+
 // setElements encodes a set's elements. An address set is an rbtree
 // interval set: a start element and, unless the range ends at the last
 // address, an interval-end element one past its end. A ports set is a
 // pipapo set whose elements carry their end key. An exact set is a hash
-// set whose elements are their key alone. The keys share one buffer.
+// set whose elements are their key alone. A map's elements carry their
+// verdict (an interval-end element has none). The keys share one buffer.
 func setElements(s *PeerSet, elems []Element) []nftables.SetElement {
 	out := make([]nftables.SetElement, 0, 2*len(elems))
 	size := 0
@@ -123,18 +144,29 @@ func setElements(s *PeerSet, elems []Element) []nftables.SetElement {
 			continue
 		case s.Ports:
 			out = append(out, nftables.SetElement{
-				Key:     key(func(b []byte) []byte { return appendPortKey(b, e.Addrs.From, e.Proto, e.FromPort) }),
-				KeyEnd:  key(func(b []byte) []byte { return appendPortKey(b, e.Addrs.To, e.Proto, e.ToPort) }),
-				Comment: e.Comment,
+				Key:         key(func(b []byte) []byte { return appendPortKey(b, e.Addrs.From, e.Proto, e.FromPort) }),
+				KeyEnd:      key(func(b []byte) []byte { return appendPortKey(b, e.Addrs.To, e.Proto, e.ToPort) }),
+				VerdictData: verdictData(e.Verdict),
+				Comment:     e.Comment,
 			})
 			continue
 		}
-		out = append(out, nftables.SetElement{Key: key(func(b []byte) []byte { return appendAddr(b, e.Addrs.From) }), Comment: e.Comment})
+		out = append(out, nftables.SetElement{Key: key(func(b []byte) []byte { return appendAddr(b, e.Addrs.From) }),
+			VerdictData: verdictData(e.Verdict), Comment: e.Comment})
 		if next := e.Addrs.To.Next(); next.IsValid() {
 			out = append(out, nftables.SetElement{Key: key(func(b []byte) []byte { return appendAddr(b, next) }), IntervalEnd: true})
 		}
 	}
 	return out
+}
+
+// keysOnly drops the verdicts of elements to delete: the kernel finds an
+// element by its key.
+func keysOnly(elems []nftables.SetElement) []nftables.SetElement {
+	for i := range elems {
+		elems[i].VerdictData = nil
+	}
+	return elems
 }
 
 func vmapElements(elems []VMapElement) []nftables.SetElement {
@@ -246,6 +278,13 @@ func baseExprs(r baseRule, setID func(string) uint32) []expr.Any {
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 1, Mask: []byte{0x17}, Xor: []byte{0}},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{0x02}},
 			&expr.Verdict{Kind: expr.VerdictDrop})
+	case baseND:
+		return append(nfproto(IPv6),
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_ICMPV6}},
+			&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{r.icmp}},
+			&expr.Verdict{Kind: expr.VerdictAccept})
 	}
 	name := r.mapName()
 	return append(nfproto(r.fam),
@@ -254,30 +293,43 @@ func baseExprs(r baseRule, setID func(string) uint32) []expr.Any {
 	)
 }
 
-// ruleExprs encodes a per-pod chain rule.
+// ruleExprs encodes a per-pod or layer chain rule.
 func ruleExprs(r Rule, deny Deny, setID func(string) uint32) []expr.Any {
 	verdict := &expr.Verdict{Kind: expr.VerdictAccept}
 	if r.Egress {
 		verdict.Kind = expr.VerdictReturn
 	}
 	switch r.Kind {
-	case RuleAddr:
-		return append(nfproto(r.Family),
-			loadAddr(r.Family, !r.Egress),
-			&expr.Lookup{SourceRegister: reg1, SetName: r.Set, SetID: setID(r.Set)},
-			verdict)
-	case RuleAddrPort:
+	case RuleAddr, RuleVMapAddr:
+		lookup := &expr.Lookup{SourceRegister: reg1, SetName: r.Set, SetID: setID(r.Set)}
+		e := append(nfproto(r.Family), loadAddr(r.Family, !r.Egress), lookup)
+		if r.Kind == RuleVMapAddr {
+			lookup.DestRegister, lookup.IsDestRegSet = regVerdict, true
+			return e
+		}
+		return append(e, verdict)
+	case RuleAddrPort, RuleVMapAddrPort, RuleAddrPortGoto:
 		proto, port := uint32(reg32v4Proto), uint32(reg32v4Port)
 		if r.Family == IPv6 {
 			proto, port = reg32v6Proto, reg32v6Port
 		}
-		return append(nfproto(r.Family),
+		lookup := &expr.Lookup{SourceRegister: reg1, SetName: r.Set, SetID: setID(r.Set)}
+		e := append(nfproto(r.Family),
 			loadAddr(r.Family, !r.Egress),
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: proto},
 			&expr.Byteorder{SourceRegister: proto, DestRegister: proto, Op: expr.ByteorderHton, Len: 1, Size: 2},
 			&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: port, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Lookup{SourceRegister: reg1, SetName: r.Set, SetID: setID(r.Set)},
-			verdict)
+			lookup)
+		switch r.Kind {
+		case RuleVMapAddrPort:
+			lookup.DestRegister, lookup.IsDestRegSet = regVerdict, true
+			return e
+		case RuleAddrPortGoto:
+			return append(e, &expr.Verdict{Kind: expr.VerdictGoto, Chain: r.Chain})
+		}
+		return append(e, verdict)
+	case RuleGoto:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictGoto, Chain: r.Chain}}
 	case RuleTCPReset:
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
@@ -358,10 +410,17 @@ func (b *batch) chain(name string) *nftables.Chain {
 	return &nftables.Chain{Name: name, Table: b.t}
 }
 
+// addChain creates a chain with its rules.
 func (b *batch) addChain(c *Chain, deny Deny) {
-	ch := b.c.AddChain(b.chain(c.Name))
+	b.createChain(c)
+	b.addRules(b.chain(c.Name), c, deny)
+}
+
+// createChain creates an empty chain, so that rules and map elements can
+// go to it before it is filled.
+func (b *batch) createChain(c *Chain) {
+	b.c.AddChain(b.chain(c.Name))
 	b.msgs++
-	b.addRules(ch, c, deny)
 }
 
 func (b *batch) addRules(ch *nftables.Chain, c *Chain, deny Deny) {
@@ -389,13 +448,18 @@ func (b *batch) addBaseChain(name string) {
 }
 
 // fullModel queues the creation of everything in m; the table must be
-// queued already.
+// queued already. Chains are created empty first, since a tier map's
+// elements may go to them; then the sets and tier maps; then the chains'
+// rules, which look the sets up and go to other chains.
 func (b *batch) fullModel(m *Model) {
+	for _, c := range m.Chains {
+		b.createChain(c)
+	}
 	for _, s := range m.Sets {
 		b.addSet(s)
 	}
 	for _, c := range m.Chains {
-		b.addChain(c, m.Deny)
+		b.addRules(b.chain(c.Name), c, m.Deny)
 	}
 	for _, vm := range m.Maps {
 		b.addVMap(vm)

@@ -148,10 +148,13 @@ func canonElem(tb testing.TB, raw json.RawMessage, isMap bool) string {
 	}
 	if isMap {
 		pair := v.([]any)
-		key, cmt := unwrapElem(pair[0])
-		target := pair[1].(map[string]any)["jump"].(map[string]any)["target"].(string)
-		return canonAddr(tb, key).String() + comment(cmt) + " : jump " + target
+		return canonKey(tb, pair[0]) + " : " + canonVerdict(tb, pair[1])
 	}
+	return canonKey(tb, v)
+}
+
+// canonKey renders a JSON set element's key and comment as Element.text.
+func canonKey(tb testing.TB, v any) string {
 	val, cmt := unwrapElem(v)
 	if m, ok := val.(map[string]any); ok {
 		if parts, ok := m["concat"].([]any); ok {
@@ -159,6 +162,24 @@ func canonElem(tb testing.TB, raw json.RawMessage, isMap bool) string {
 		}
 	}
 	return canonAddr(tb, val).String() + comment(cmt)
+}
+
+// canonVerdict renders a JSON verdict as Verdict.String, or "jump CHAIN".
+func canonVerdict(tb testing.TB, v any) string {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		tb.Fatalf("unexpected verdict %v", v)
+	}
+	for kind, arg := range m {
+		switch kind {
+		case "jump", "goto":
+			return kind + " " + arg.(map[string]any)["target"].(string)
+		case "accept", "drop", "return":
+			return kind
+		}
+	}
+	tb.Fatalf("unexpected verdict %v", v)
+	return ""
 }
 
 func unwrapElem(v any) (any, string) {

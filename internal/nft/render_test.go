@@ -25,6 +25,8 @@ func goldenModels() map[string]*Model {
 		"shop-node-b-reject": render(c, Options{Node: "node-b", Deny: DenyReject}),
 		"shop-all":           render(c, Options{AllLocal: true}),
 		"empty":              render(c, Options{Node: "node-z"}),
+		"guardrails":         render(guardrailsCluster(), Options{Node: "node-1"}),
+		"guardrails-reject":  render(guardrailsCluster(), Options{Node: "node-1", Deny: DenyReject}),
 	}
 }
 

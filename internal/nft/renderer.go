@@ -31,7 +31,12 @@ import (
 // another pod) and matches the peer in its old or new form, or a
 // namespace whose new labels flip the peer's namespace selector. Policies
 // are compared by content (namespace, name and spec); an edited policy
-// makes new entries for the pods it selects.
+// makes new entries for the pods it selects. A tier of cluster-scoped
+// policy is kept the same way, per combination of direction, tier, the
+// cluster policies that select the pod (policy.Set.TierPolicies) and its
+// named ports; such an entry also depends on the nodes when a node peer
+// is among its rules. So an edited cluster policy re-renders the pods it
+// selects, and a changed node the pods whose policies have node peers.
 //
 // Snapshots passed to Render must not be modified afterwards; unchanged
 // objects may be shared between snapshots (that makes comparing them
@@ -45,19 +50,28 @@ type Renderer struct {
 	ordered bool
 	res     *policy.Resolver
 	// pols gives each policy, by namespace/name, a version that changes
-	// whenever its content does.
+	// whenever its content does; cpols each cluster policy, by key.
 	pols    map[string]*polVersion
+	cpols   map[string]*cpolVersion
 	version uint64
 	// gen numbers the calls of Render.
 	gen uint64
-	// ids are the versions of the policies of set.
-	ids map[*policy.Policy]uint64
+	// ids are the versions of the policies of set; cids of its cluster
+	// policies.
+	ids  map[*policy.Policy]uint64
+	cids map[*policy.ClusterPolicy]uint64
 	// entries are the allowances rendered for the last snapshot, by
-	// entryKey.
+	// entryKey; tiers the tier decisions, by tierKey.
 	entries map[string]*entry
+	tiers   map[string]*tierEntry
 	// chains are the chains of the last snapshot, by pod key and
-	// direction, with what they were built from.
+	// direction (layer chains by name), with what they were built from.
 	chains map[string]*chainEntry
+	// subjects caches, by pod key, the cluster policies that select the
+	// pod (see subjectsOf); subjectsFor is the list of cluster policies
+	// it holds for.
+	subjects    map[string]*podSubjects
+	subjectsFor []*policy.ClusterPolicy
 	// Stats describe the last Render.
 	stats RenderStats
 	// norm normalises allowances, its memory reused from one to the next.
@@ -69,18 +83,58 @@ type RenderStats struct {
 	// Full is true when the renderer had nothing to reuse (the first
 	// snapshot, or too many changes).
 	Full bool
-	// ChangedPods, ChangedNamespaces and ChangedPolicies are what differed
-	// from the previous snapshot (ChangedPods includes pods an address
-	// moved to or from).
-	ChangedPods, ChangedNamespaces, ChangedPolicies int
-	// Resolved is the number of allowances resolved; Reused the number
-	// taken from the previous snapshot.
+	// ChangedPods, ChangedNamespaces, ChangedPolicies,
+	// ChangedClusterPolicies and ChangedNodes are what differed from the
+	// previous snapshot (ChangedPods includes pods an address moved to or
+	// from).
+	ChangedPods, ChangedNamespaces, ChangedPolicies, ChangedClusterPolicies, ChangedNodes int
+	// Resolved is the number of allowances and tier decisions resolved;
+	// Reused the number taken from the previous snapshot.
 	Resolved, Reused int
 }
 
 type polVersion struct {
 	src *networkingv1.NetworkPolicy
 	id  uint64
+}
+
+// deps are what an entry depends on besides its key: the pod peers it
+// resolved (by policy.PeerKey), every pod (an Egress named port against
+// every pod), the pods with an address in blocks (an Egress named port
+// against an ipBlock or network), the nodes (a node peer).
+type deps struct {
+	peers  []string
+	anyPod bool
+	blocks []netip.Prefix
+	nodes  bool
+}
+
+// addPeer records a pod peer.
+func (d *deps) addPeer(k string) {
+	if !slices.Contains(d.peers, k) {
+		d.peers = append(d.peers, k)
+	}
+}
+
+// affected reports whether the changes may change what the entry holds;
+// nodes is whether a node changed.
+func (d *deps) affected(ch policy.Changes, nodes bool) bool {
+	if d.anyPod && len(ch.Pods) > 0 || d.nodes && nodes {
+		return true
+	}
+	for _, k := range d.peers {
+		if ch.Peers[k] {
+			return true
+		}
+	}
+	for _, b := range d.blocks {
+		for _, a := range ch.Addrs {
+			if b.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // entry is the rendered allowance of one combination of direction,
@@ -92,10 +146,7 @@ type entry struct {
 	// sets are indexed by family (0: IPv4, 1: IPv6) and kind (setAddrs,
 	// setPorts, setExactAddrs, setExactPorts); nil when empty.
 	sets [2][setKinds]*PeerSet
-	// What the allowance depends on besides its key.
-	peers  []string
-	anyPod bool
-	blocks []netip.Prefix
+	deps
 	// used is the number of the render that last used the entry.
 	used uint64
 }
@@ -140,10 +191,15 @@ func (r *Renderer) reset(s *policy.Set) {
 	r.ordered = s.Cluster.Sorted()
 	r.res = policy.NewResolver(s)
 	r.pols = map[string]*polVersion{}
+	r.cpols = map[string]*cpolVersion{}
 	r.entries = map[string]*entry{}
+	r.tiers = map[string]*tierEntry{}
 	r.chains = map[string]*chainEntry{}
+	r.subjects = map[string]*podSubjects{}
+	r.subjectsFor = s.ClusterPolicies
 	r.stats.Full = true
 	r.stats.ChangedPolicies = r.updatePolicies(s)
+	r.stats.ChangedClusterPolicies = r.updateClusterPolicies(s)
 }
 
 // advance moves the renderer's state to s, dropping every entry that the
@@ -165,34 +221,38 @@ func (r *Renderer) advance(s *policy.Set) {
 		return
 	}
 	r.stats.ChangedPolicies = r.updatePolicies(s)
+	r.stats.ChangedClusterPolicies = r.updateClusterPolicies(s)
+	r.stats.ChangedNodes = len(ch.Nodes)
 	r.set = s
 	adv := r.res.Advance(s, pods, nss)
 	r.stats.ChangedPods, r.stats.ChangedNamespaces = len(adv.Pods), len(nss)
+	nodes := len(ch.Nodes) > 0
 	for k, e := range r.entries {
-		if e.affected(adv) {
+		if e.affected(adv, nodes) {
 			delete(r.entries, k)
 		}
 	}
-}
-
-// affected reports whether the changes may change the entry's allowance.
-func (e *entry) affected(ch policy.Changes) bool {
-	if e.anyPod && len(ch.Pods) > 0 {
-		return true
-	}
-	for _, k := range e.peers {
-		if ch.Peers[k] {
-			return true
+	for k, te := range r.tiers {
+		if te.affected(adv, nodes) {
+			delete(r.tiers, k)
 		}
 	}
-	for _, b := range e.blocks {
-		for _, a := range ch.Addrs {
-			if b.Contains(a) {
-				return true
+	// The cached subjects of a pod hold for its version, its namespace's
+	// labels and the cluster policies they were computed for.
+	if !slices.Equal(r.subjectsFor, s.ClusterPolicies) {
+		clear(r.subjects)
+		r.subjectsFor = s.ClusterPolicies
+	}
+	for _, k := range adv.Pods {
+		delete(r.subjects, k)
+	}
+	if len(nss) > 0 {
+		for k, ps := range r.subjects {
+			if _, ok := slices.BinarySearch(nss, ps.pod.Namespace); ok {
+				delete(r.subjects, k)
 			}
 		}
 	}
-	return false
 }
 
 // updatePolicies versions the policies of s and returns how many were
@@ -225,14 +285,23 @@ func (r *Renderer) updatePolicies(s *policy.Set) int {
 	return n
 }
 
-// podDir is a local pod isolated in one direction.
+// podDir is a local pod that some policy decides for in one direction.
 type podDir struct {
 	pod   *cluster.Pod
 	id    string
 	addrs []netip.Addr
-	dir   policy.Direction
-	iso   []*policy.Policy
-	e     *entry
+	// fams says which families the pod has addresses of.
+	fams [2]bool
+	dir  policy.Direction
+	// iso are the policies that isolate the pod, e its NetworkPolicy
+	// allowance (nil when none isolates it).
+	iso []*policy.Policy
+	e   *entry
+	// admin and base are the tiers' decisions, with the policies behind
+	// them; nil when no cluster policy of the tier decides anything for
+	// the pod (base is nil too when NetworkPolicy isolates the pod).
+	admin, base         *tierEntry
+	adminPols, basePols []*policy.ClusterPolicy
 	// conflict is set for a pod holding a conflicted address: its chain
 	// denies everything.
 	conflict *cluster.AddressConflict
@@ -281,13 +350,21 @@ func (r *Renderer) build(s *policy.Set) *Model {
 		if len(addrs) == 0 {
 			continue
 		}
+		var fams [2]bool
+		for _, ip := range addrs {
+			fams[familyIndex(familyOf(ip))] = true
+		}
 		id := podID(pod.Key(), names)
+		var subj *[2][2][]*policy.ClusterPolicy
+		if conflict == nil {
+			subj = r.subjectsOf(s, pod)
+		}
 		for _, dir := range policy.Directions {
 			iso := s.Isolating(pod, dir)
 			if conflict != nil {
 				// Isolated whatever the policies say, with nothing
-				// allowed: an entry without sets, shared by every
-				// conflicted pod.
+				// allowed, above every tier: an entry without sets,
+				// shared by every conflicted pod.
 				key = append(key[:0], byte(2+dir))
 				e := r.entries[string(key)]
 				if e == nil {
@@ -298,28 +375,49 @@ func (r *Renderer) build(s *policy.Set) *Model {
 					r.stats.Reused++
 				}
 				e.used = gen
-				items = append(items, podDir{pod: pod, id: id, addrs: addrs, dir: dir, iso: iso, e: e, conflict: conflict})
+				items = append(items, podDir{pod: pod, id: id, addrs: addrs, fams: fams, dir: dir, iso: iso, e: e, conflict: conflict})
 				continue
 			}
-			if len(iso) == 0 {
-				continue
+			it := podDir{pod: pod, id: id, addrs: addrs, fams: fams, dir: dir, iso: iso}
+			if subj != nil {
+				if pols := subj[policy.AdminTier][dir]; len(pols) > 0 {
+					if te := r.tierEntry(&key, pod, dir, policy.AdminTier, pols, gen); te.covers(fams) {
+						it.admin, it.adminPols = te, pols
+					}
+				}
+				if pols := subj[policy.BaselineTier][dir]; len(pols) > 0 && len(iso) == 0 {
+					if te := r.tierEntry(&key, pod, dir, policy.BaselineTier, pols, gen); te.covers(fams) {
+						it.base, it.basePols = te, pols
+					}
+				}
 			}
-			key = r.entryKey(key[:0], pod, dir, iso)
-			e := r.entries[string(key)]
-			if e == nil {
-				e = r.resolve(pod, dir, iso)
-				r.entries[string(key)] = e
-				r.stats.Resolved++
-			} else if e.used != gen {
-				r.stats.Reused++
+			if len(iso) > 0 {
+				key = r.entryKey(key[:0], pod, dir, iso)
+				e := r.entries[string(key)]
+				if e == nil {
+					e = r.resolve(pod, dir, iso)
+					r.entries[string(key)] = e
+					r.stats.Resolved++
+				} else if e.used != gen {
+					r.stats.Reused++
+				}
+				e.used = gen
+				it.e = e
 			}
-			e.used = gen
-			items = append(items, podDir{pod: pod, id: id, addrs: addrs, dir: dir, iso: iso, e: e})
+			if it.e == nil && it.admin == nil && it.base == nil {
+				continue // allowed by default
+			}
+			items = append(items, it)
 		}
 	}
 	for k, e := range r.entries {
 		if e.used != gen {
 			delete(r.entries, k)
+		}
+	}
+	for k, te := range r.tiers {
+		if te.used != gen {
+			delete(r.tiers, k)
 		}
 	}
 	live := map[string]bool{}
@@ -328,52 +426,76 @@ func (r *Renderer) build(s *policy.Set) *Model {
 			live[k] = true
 		}
 	}
+	for _, te := range r.tiers {
+		for _, k := range te.peers {
+			live[k] = true
+		}
+	}
 	r.res.Prune(func(k string) bool { return live[k] })
 
-	// Name the sets: by the identity of their entry, at full length for
-	// entries whose short names collide.
-	long := map[*entry]bool{}
-	short := map[string]*entry{}
+	// Name the sets, maps and layer chains: by the identity of what they
+	// are made of, at full length for identities whose short names
+	// collide.
+	nm := newNamer()
 	for _, it := range items {
-		n := setName(it.e.sum, 0, 0, false)
-		if o, ok := short[n]; ok && o != it.e {
-			long[o], long[it.e] = true, true
+		if it.e != nil {
+			nm.add(it.e.sum)
 		}
-		short[n] = it.e
+		if it.base != nil {
+			nm.add(it.base.sum)
+		}
+		if it.admin != nil {
+			nm.add(it.admin.sum)
+		}
 	}
 	sets := map[string]*PeerSet{}
 	chains := make(map[string]*chainEntry, len(items))
 	for _, it := range items {
-		var setNames []string
-		for fi, fam := range []Family{IPv4, IPv6} {
-			if !slices.ContainsFunc(it.addrs, func(ip netip.Addr) bool { return familyOf(ip) == fam }) {
-				continue // the chain never sees this family
-			}
-			for _, kind := range lookupOrder {
-				st := it.e.sets[fi][kind]
-				if st == nil {
-					continue
-				}
-				if long[it.e] {
-					cp := *st
-					cp.Name = setName(it.e.sum, fam, kind, true)
-					st = &cp
-				}
-				if _, ok := sets[st.Name]; !ok {
-					sets[st.Name] = st
-				}
-				setNames = append(setNames, st.Name)
-			}
+		spec := chainSpec{name: chainPrefix(it.dir) + it.id, pod: it.pod.Key(), dir: it.dir, deny: r.opts.Deny}
+		if it.conflict != nil {
+			spec.conflict = conflictWords(it)
 		}
+		var npSets, baseMaps []lookup
+		if it.e != nil {
+			npSets = npLookups(it.e, nm)
+		}
+		if it.base != nil {
+			baseMaps = it.base.maps(nm.name(it.base.sum), "", gen)
+		}
+		switch {
+		case it.admin != nil:
+			spec.admin = policyKeys(it.adminPols)
+			var next chainSpec
+			switch {
+			case it.e != nil:
+				next = chainSpec{name: layerPrefix(it.dir, 'n') + nm.name(it.e.sum), dir: it.dir, deny: r.opts.Deny,
+					iso: policyNames(it.iso), lookups: npSets}
+			case it.base != nil:
+				next = chainSpec{name: layerPrefix(it.dir, 'b') + nm.name(it.base.sum), dir: it.dir, deny: r.opts.Deny,
+					baseline: policyKeys(it.basePols), lookups: baseMaps}
+			}
+			if next.name != "" {
+				r.layerChain(next, chains, sets)
+				spec.next, spec.nextWhat = next.name, next.words()
+			}
+			spec.lookups = onlyFamilies(it.admin.maps(nm.name(it.admin.sum), spec.next, gen), it.fams)
+		case it.e != nil:
+			// The NetworkPolicy layer, or a conflicted pod's chain
+			// (without sets).
+			spec.iso = policyNames(it.iso)
+			spec.lookups = onlyFamilies(npSets, it.fams)
+		default:
+			spec.baseline = policyKeys(it.basePols)
+			spec.lookups = onlyFamilies(baseMaps, it.fams)
+		}
+		spec.record(sets)
 		ck := it.pod.Key() + "\x00" + it.dir.String()
 		ce := r.chains[ck]
-		name := chainPrefix(it.dir) + it.id
-		sig := chainSig(name, it, setNames, r.opts.Deny)
+		sig := spec.sig()
 		if ce == nil || ce.sig != sig {
-			ce = &chainEntry{sig: sig, chain: renderChain(name, it, setNames, r.opts.Deny)}
+			ce = &chainEntry{sig: sig, chain: spec.render()}
 		}
 		chains[ck] = ce
-		m.Chains = append(m.Chains, ce.chain)
 		for _, ip := range it.addrs {
 			mapName := MapIngress4
 			switch {
@@ -385,10 +507,16 @@ func (r *Renderer) build(s *policy.Set) *Model {
 				mapName = MapEgress6
 			}
 			vm := maps[mapName]
-			vm.Elements = append(vm.Elements, VMapElement{Addr: ip, Chain: name, Comment: truncate(it.pod.Key())})
+			vm.Elements = append(vm.Elements, VMapElement{Addr: ip, Chain: spec.name, Comment: truncate(it.pod.Key())})
 		}
 	}
 	r.chains = chains
+	for _, ce := range chains {
+		m.Chains = append(m.Chains, ce.chain)
+	}
+	for _, te := range r.tiers {
+		te.prune(gen)
+	}
 	for _, st := range sets {
 		m.Sets = append(m.Sets, st)
 	}
@@ -398,6 +526,48 @@ func (r *Renderer) build(s *policy.Set) *Model {
 	slices.SortFunc(m.Sets, func(a, b *PeerSet) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(m.Chains, func(a, b *Chain) int { return strings.Compare(a.Name, b.Name) })
 	return m
+}
+
+// layerChain records a layer chain in chains and its sets and maps in
+// sets (once, however many pods go to it), reusing the previous render's
+// chain when it is built alike.
+func (r *Renderer) layerChain(spec chainSpec, chains map[string]*chainEntry, sets map[string]*PeerSet) {
+	ck := "\x01" + spec.name
+	if _, ok := chains[ck]; ok {
+		return
+	}
+	spec.record(sets)
+	sig := spec.sig()
+	ce := r.chains[ck]
+	if ce == nil || ce.sig != sig {
+		ce = &chainEntry{sig: sig, chain: spec.render()}
+	}
+	chains[ck] = ce
+}
+
+// npLookups returns the sets of a NetworkPolicy allowance, in family
+// order and lookup order (hash sets first).
+func npLookups(e *entry, nm *namer) []lookup {
+	var out []lookup
+	for fi, fam := range []Family{IPv4, IPv6} {
+		for _, kind := range lookupOrder {
+			st := e.sets[fi][kind]
+			if st == nil {
+				continue
+			}
+			if nm.long(e.sum) {
+				cp := *st
+				cp.Name = setName(e.sum, fam, kind, true)
+				st = &cp
+			}
+			rk := RuleAddr
+			if st.Ports {
+				rk = RuleAddrPort
+			}
+			out = append(out, lookup{kind: rk, fam: fam, set: st})
+		}
+	}
+	return out
 }
 
 // entryKey appends the key of a pod's entry for a direction: the
@@ -468,9 +638,7 @@ func (r *Renderer) resolve(pod *cluster.Pod, dir policy.Direction, iso []*policy
 					}
 					continue
 				}
-				if k := policy.PeerKey(peer); !slices.Contains(e.peers, k) {
-					e.peers = append(e.peers, k)
-				}
+				e.addPeer(policy.PeerKey(peer))
 			}
 		}
 	}
@@ -519,73 +687,4 @@ func setName(sum [sha256.Size]byte, fam Family, kind int, long bool) string {
 		n = len(sum)
 	}
 	return prefix + strconv.Itoa(int(fam)) + "-" + hex.EncodeToString(sum[:n])
-}
-
-// chainSig is what a chain is built from.
-func chainSig(name string, it podDir, setNames []string, deny Deny) string {
-	var b strings.Builder
-	b.WriteString(name)
-	b.WriteByte(0)
-	b.WriteString(it.pod.Key())
-	b.WriteByte(0)
-	b.WriteByte(byte(it.dir))
-	b.WriteByte(byte(deny))
-	for _, p := range it.iso {
-		b.WriteByte(0)
-		b.WriteString(p.Name)
-	}
-	if it.conflict != nil {
-		b.WriteByte(2)
-		b.WriteString(conflictWords(it))
-	}
-	b.WriteByte(1)
-	for _, n := range setNames {
-		b.WriteByte(0)
-		b.WriteString(n)
-	}
-	return b.String()
-}
-
-// conflictWords says why a conflicted pod's chain denies everything.
-func conflictWords(it podDir) string {
-	return "address " + it.conflict.Addr.String() + " shared with " + it.conflict.SharedWith(it.pod) + ": denied (fail closed)"
-}
-
-// renderChain builds the chain of a local pod for a direction, whose rules
-// look up the named sets (address and ports sets, exact and ranges, of
-// each family the pod has), in order.
-func renderChain(name string, it podDir, setNames []string, deny Deny) *Chain {
-	egress := it.dir == policy.Egress
-	ch := &Chain{Name: name, Pod: it.pod.Key(), Direction: it.dir}
-	var pols []string
-	for _, p := range it.iso {
-		pols = append(pols, p.Name)
-	}
-	what := it.pod.Key() + " " + dirWord(it.dir)
-	by := "; isolated by " + strings.Join(pols, ", ")
-	if it.conflict != nil {
-		by = "; " + conflictWords(it)
-	}
-	for _, n := range setNames {
-		fam := IPv4
-		if n[1] == '6' {
-			fam = IPv6
-		}
-		if n[0] == 'a' || n[0] == 'e' {
-			ch.Rules = append(ch.Rules, Rule{Kind: RuleAddr, Family: fam, Set: n, Egress: egress,
-				Comment: truncate(what + ": peers allowed on all ports" + by)})
-		} else {
-			ch.Rules = append(ch.Rules, Rule{Kind: RuleAddrPort, Family: fam, Set: n, Egress: egress,
-				Comment: truncate(what + ": peers allowed on listed ports" + by)})
-		}
-	}
-	if deny == DenyReject {
-		ch.Rules = append(ch.Rules, Rule{Kind: RuleTCPReset, Egress: egress, Comment: truncate(what + ": reset denied TCP" + by)})
-	}
-	rest := ": deny the rest"
-	if it.conflict != nil {
-		rest = ": deny everything"
-	}
-	ch.Rules = append(ch.Rules, Rule{Kind: RuleDeny, Egress: egress, Comment: truncate(what + rest + by)})
-	return ch
 }

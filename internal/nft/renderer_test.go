@@ -29,6 +29,11 @@ type churn struct {
 	nextIP int
 	step   int
 	dup    bool // the last pod is a duplicate
+	// tiers adds cluster policies and nodes that change too (see
+	// newTierChurn); without it the changes are exactly as before.
+	tiers bool
+	cnps  []*cluster.ClusterPolicy
+	nodes []*cluster.Node
 }
 
 var churnTeams = []string{"a", "b", "c"}
@@ -225,6 +230,9 @@ func (ch *churn) mutate() string {
 		ch.pods[i] = p
 		return i, p
 	}
+	if ch.tiers && r.IntN(3) == 0 {
+		return ch.mutateTiers()
+	}
 	switch r.IntN(18) {
 	case 0, 1, 2:
 		_, p := podAt()
@@ -326,7 +334,10 @@ func (ch *churn) mutate() string {
 }
 
 func (ch *churn) cluster() *cluster.Cluster {
-	return cluster.New(ch.nss, ch.pods, ch.nps)
+	if !ch.tiers {
+		return cluster.New(ch.nss, ch.pods, ch.nps)
+	}
+	return cluster.NewWith(cluster.Parts{Namespaces: ch.nss, Pods: ch.pods, Policies: ch.nps, ClusterPolicies: ch.cnps, Nodes: ch.nodes})
 }
 
 // TestRendererMatchesRender applies random changes to random clusters and
@@ -342,9 +353,13 @@ func TestRendererMatchesRender(t *testing.T) {
 	// and then) are denied everything; sharedSteps counts the renders with
 	// such pods, sharedChanges the steps that changed which pods they are.
 	sharedSteps, sharedChanges := 0, 0
-	for seed := 0; seed < seeds; seed++ {
+	for seed := 0; seed < 2*seeds; seed++ {
 		opts := []Options{{Node: "node-0"}, {AllLocal: true, Deny: DenyReject}}[seed%2]
 		ch := newChurn(uint64(seed))
+		if seed >= seeds {
+			// With cluster policies and nodes.
+			ch = newTierChurn(uint64(seed))
+		}
 		rend := NewRenderer(opts)
 		compiler := policy.NewCompiler()
 		var history []string
@@ -373,7 +388,7 @@ func TestRendererMatchesRender(t *testing.T) {
 			// The renderer gets the set of a caching compiler, as the
 			// agent's.
 			inc := compiler.NewSet(c)
-			if !reflect.DeepEqual(inc.Policies, s.Policies) || !reflect.DeepEqual(inc.Rejected, s.Rejected) {
+			if !reflect.DeepEqual(inc.Policies, s.Policies) || !reflect.DeepEqual(inc.Rejected, s.Rejected) || !reflect.DeepEqual(inc.ClusterPolicies, s.ClusterPolicies) {
 				t.Fatalf("seed %d step %d (%s): the caching compiler differs from NewSet", seed, step, what)
 			}
 			rejected += len(s.Rejected)
@@ -408,8 +423,10 @@ func TestRendererMatchesRender(t *testing.T) {
 }
 
 // checkModel checks that a model is consistent: names are sorted and
-// unique, every set a rule looks up exists and has the rule's type, every
-// set is looked up, and every map element jumps to a chain.
+// unique, every set or tier map a rule looks up exists and has the rule's
+// type, every set and map is looked up, every map element and goto goes
+// to a chain, every layer chain is gone to, and every comment fits nft's
+// limit.
 func checkModel(t *testing.T, m *Model) {
 	t.Helper()
 	if !slices.IsSortedFunc(m.Sets, func(a, b *PeerSet) int { return strings.Compare(a.Name, b.Name) }) ||
@@ -417,16 +434,28 @@ func checkModel(t *testing.T, m *Model) {
 		t.Fatal("sets or chains not sorted")
 	}
 	used := map[string]bool{}
+	target := map[string]bool{}
 	for i, c := range m.Chains {
 		if i > 0 && m.Chains[i-1].Name == c.Name {
 			t.Fatalf("chain %s twice", c.Name)
 		}
 		for _, r := range c.Rules {
-			if r.Kind != RuleAddr && r.Kind != RuleAddrPort {
+			if len(r.Comment) > maxComment {
+				t.Fatalf("chain %s: comment too long: %q", c.Name, r.Comment)
+			}
+			if r.Kind == RuleGoto || r.Kind == RuleAddrPortGoto {
+				if m.Chain(r.Chain) == nil || m.Chain(r.Chain).Pod != "" {
+					t.Fatalf("chain %s goes to %s, which is missing or not a layer chain", c.Name, r.Chain)
+				}
+				target[r.Chain] = true
+			}
+			if r.Kind != RuleAddr && r.Kind != RuleAddrPort && r.Kind != RuleVMapAddr && r.Kind != RuleVMapAddrPort && r.Kind != RuleAddrPortGoto {
 				continue
 			}
 			s := m.Set(r.Set)
-			if s == nil || s.Family != r.Family || s.Ports != (r.Kind == RuleAddrPort) || len(s.Elements) == 0 {
+			isMap := r.Kind == RuleVMapAddr || r.Kind == RuleVMapAddrPort
+			ports := r.Kind == RuleAddrPort || r.Kind == RuleVMapAddrPort || r.Kind == RuleAddrPortGoto
+			if s == nil || s.Family != r.Family || s.Ports != ports || s.Map != isMap || len(s.Elements) == 0 || (r.Kind == RuleAddrPortGoto && !s.Pass) {
 				t.Fatalf("chain %s looks up set %s, which is missing or of another type", c.Name, r.Set)
 			}
 			used[r.Set] = true
@@ -439,11 +468,30 @@ func checkModel(t *testing.T, m *Model) {
 		if !used[s.Name] {
 			t.Fatalf("set %s is not looked up", s.Name)
 		}
+		for _, e := range s.Elements {
+			if len(e.Comment) > maxComment {
+				t.Fatalf("set %s: comment too long: %q", s.Name, e.Comment)
+			}
+			if s.Map != (e.Verdict.Kind != VerdictNone) {
+				t.Fatalf("set %s (map %v): element %s", s.Name, s.Map, e.text(s.Ports))
+			}
+			if e.Verdict.Kind == VerdictGoto {
+				if m.Chain(e.Verdict.Chain) == nil {
+					t.Fatalf("map %s goes to missing chain %s", s.Name, e.Verdict.Chain)
+				}
+				target[e.Verdict.Chain] = true
+			}
+		}
+	}
+	for _, c := range m.Chains {
+		if c.Pod == "" && !target[c.Name] {
+			t.Fatalf("layer chain %s is not gone to", c.Name)
+		}
 	}
 	for _, vm := range m.Maps {
 		for _, e := range vm.Elements {
-			if m.Chain(e.Chain) == nil {
-				t.Fatalf("map %s jumps to missing chain %s", vm.Name, e.Chain)
+			if c := m.Chain(e.Chain); c == nil || c.Pod == "" {
+				t.Fatalf("map %s jumps to missing or layer chain %s", vm.Name, e.Chain)
 			}
 		}
 	}

@@ -17,7 +17,8 @@ const RevokedMark uint32 = 0x00200000
 type baseRule struct {
 	kind    baseKind
 	fam     Family
-	egress  bool // for vmap rules: look up the source address
+	egress  bool  // for vmap rules: look up the source address
+	icmp    uint8 // for baseND: the ICMPv6 type
 	comment string
 }
 
@@ -28,8 +29,22 @@ const (
 	baseEstablished
 	baseInvalid
 	baseNewNotSYN
+	baseND
 	baseVMap
 )
+
+// ICMPv6 types of neighbour discovery.
+const (
+	icmpv6NeighborSolicit = 135
+	icmpv6NeighborAdvert  = 136
+)
+
+func icmpv6Name(t uint8) string {
+	if t == icmpv6NeighborSolicit {
+		return "nd-neighbor-solicit"
+	}
+	return "nd-neighbor-advert"
+}
 
 // mapName returns the verdict map a vmap base rule looks up.
 func (r baseRule) mapName() string {
@@ -46,8 +61,18 @@ func baseRules(chain string) []baseRule {
 		{kind: baseRevoked, comment: "netfence: flows revoked by a policy change"},
 		{kind: baseEstablished, comment: "netfence: replies and related traffic of allowed connections"},
 		{kind: baseInvalid, comment: "netfence: invalid packets"},
-		{kind: baseVMap, fam: IPv4, egress: true, comment: "netfence: egress policy of isolated local pods"},
-		{kind: baseVMap, fam: IPv6, egress: true, comment: "netfence: egress policy of isolated local pods"},
+		{kind: baseVMap, fam: IPv4, egress: true, comment: "netfence: egress policy of local pods"},
+		{kind: baseVMap, fam: IPv6, egress: true, comment: "netfence: egress policy of local pods"},
+	}
+	if chain == ChainInput {
+		// Neighbour discovery between a pod and the node is link-local
+		// signalling, not traffic policy governs: a pod answers the
+		// node's neighbour solicitations (and solicits the node) from
+		// its own address, which its egress policy would drop, cutting
+		// all its IPv6 traffic. Neighbour discovery is never forwarded.
+		rules = slices.Insert(rules, 3,
+			baseRule{kind: baseND, icmp: icmpv6NeighborSolicit, comment: "netfence: IPv6 neighbour discovery with the node"},
+			baseRule{kind: baseND, icmp: icmpv6NeighborAdvert, comment: "netfence: IPv6 neighbour discovery with the node"})
 	}
 	if chain == ChainForward {
 		// A TCP segment other than a SYN that conntrack would pick up as a
@@ -57,8 +82,8 @@ func baseRules(chain string) []baseRule {
 		// packets would pass as its replies.
 		rules = slices.Insert(rules, 3, baseRule{kind: baseNewNotSYN, comment: "netfence: TCP flows must start with a SYN"})
 		rules = append(rules,
-			baseRule{kind: baseVMap, fam: IPv4, comment: "netfence: ingress policy of isolated local pods"},
-			baseRule{kind: baseVMap, fam: IPv6, comment: "netfence: ingress policy of isolated local pods"},
+			baseRule{kind: baseVMap, fam: IPv4, comment: "netfence: ingress policy of local pods"},
+			baseRule{kind: baseVMap, fam: IPv6, comment: "netfence: ingress policy of local pods"},
 		)
 	}
 	return rules
@@ -75,6 +100,8 @@ func (r baseRule) text() string {
 		s = "ct state invalid drop"
 	case baseNewNotSYN:
 		s = "ct state new tcp flags != syn / fin,syn,rst,ack drop"
+	case baseND:
+		s = "icmpv6 type " + icmpv6Name(r.icmp) + " accept"
 	default:
 		field := "daddr"
 		if r.egress {
@@ -104,6 +131,14 @@ func (r Rule) text(deny Deny) string {
 		s = fmt.Sprintf("%s %s @%s %s", r.Family.ip(), field, r.Set, verdict)
 	case RuleAddrPort:
 		s = fmt.Sprintf("%s %s . meta l4proto . th dport @%s %s", r.Family.ip(), field, r.Set, verdict)
+	case RuleVMapAddr:
+		s = fmt.Sprintf("%s %s vmap @%s", r.Family.ip(), field, r.Set)
+	case RuleVMapAddrPort:
+		s = fmt.Sprintf("%s %s . meta l4proto . th dport vmap @%s", r.Family.ip(), field, r.Set)
+	case RuleGoto:
+		s = "goto " + r.Chain
+	case RuleAddrPortGoto:
+		s = fmt.Sprintf("%s %s . meta l4proto . th dport @%s goto %s", r.Family.ip(), field, r.Set, r.Chain)
 	case RuleTCPReset:
 		s = "meta l4proto tcp reject with tcp reset"
 	case RuleDeny:
@@ -115,7 +150,7 @@ func (r Rule) text(deny Deny) string {
 	return s + comment(r.Comment)
 }
 
-// text renders a set element in nft syntax.
+// text renders a set or map element in nft syntax.
 func (e Element) text(ports bool) string {
 	s := e.Addrs.String()
 	if ports {
@@ -124,7 +159,11 @@ func (e Element) text(ports bool) string {
 			s += fmt.Sprintf("-%d", e.ToPort)
 		}
 	}
-	return s + comment(e.Comment)
+	s += comment(e.Comment)
+	if e.Verdict.Kind != VerdictNone {
+		s += " : " + e.Verdict.String()
+	}
+	return s
 }
 
 // Text renders the model as an `nft -f` script that replaces the table
@@ -133,14 +172,20 @@ func (e Element) text(ports bool) string {
 func (m *Model) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s\ndelete table inet %s\ntable inet %s {\n", TableName, TableName, TableName)
-	// Sets first, then the chains that use them, then the maps that jump
-	// to the chains, then the base chains that use the maps.
+	// Sets and tier maps first, then the chains that use them, then the
+	// maps that jump to the chains, then the base chains that use the
+	// maps. (A tier map's element may go to a chain declared after it: nft
+	// resolves references within the script.)
 	for _, s := range m.Sets {
-		fmt.Fprintf(&b, "\tset %s {\n", s.Name)
+		kind, data := "set", ""
+		if s.Map {
+			kind, data = "map", " : verdict"
+		}
+		fmt.Fprintf(&b, "\t%s %s {\n", kind, s.Name)
 		if s.Ports {
-			fmt.Fprintf(&b, "\t\ttype %s . inet_proto . inet_service\n", s.Family.addrType())
+			fmt.Fprintf(&b, "\t\ttype %s . inet_proto . inet_service%s\n", s.Family.addrType(), data)
 		} else {
-			fmt.Fprintf(&b, "\t\ttype %s\n", s.Family.addrType())
+			fmt.Fprintf(&b, "\t\ttype %s%s\n", s.Family.addrType(), data)
 		}
 		if !s.Exact {
 			b.WriteString("\t\tflags interval\n")

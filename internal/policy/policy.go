@@ -154,7 +154,14 @@ func (p *Peer) MatchesPod(pod *cluster.Pod, nsLabels labels.Set) bool {
 // an external address with pod nil) is this peer.
 func (p *Peer) Matches(pod *cluster.Pod, ip netip.Addr, nsLabels labels.Set) bool {
 	if p.IPBlock != nil {
-		return ip.IsValid() && p.IPBlock.Contains(ip)
+		if !ip.IsValid() {
+			// An endpoint known by name only (a domain) could have any
+			// address: only a block of a whole family without
+			// exceptions surely holds it, as for cluster policies'
+			// networks.
+			return p.IPBlock.CIDR.Bits() == 0 && len(p.IPBlock.Except) == 0
+		}
+		return p.IPBlock.Contains(ip)
 	}
 	return pod != nil && p.MatchesPod(pod, nsLabels)
 }

@@ -335,7 +335,11 @@ func (m TierMatch) Describe() string {
 	if r := m.TierRule(); r != nil && r.Name != "" {
 		s += fmt.Sprintf(" %q", r.Name)
 	}
-	s += fmt.Sprintf(" (%s tier, priority %d)", p.Tier, p.Priority)
+	if p.Kind == cluster.KindBANP {
+		s += " (Baseline tier, after every Baseline ClusterNetworkPolicy)"
+	} else {
+		s += fmt.Sprintf(" (%s tier, priority %d)", p.Tier, p.Priority)
+	}
 	return s + ": " + m.Action.String()
 }
 
@@ -595,7 +599,7 @@ func (s *Set) TierPeerMatches(p *TierPeer, e Endpoint, nsLabels labels.Set) bool
 			}
 		}
 	case p.Nodes != nil:
-		if !e.IP.IsValid() || e.Domain != "" {
+		if !e.IP.IsValid() {
 			return false
 		}
 		for _, n := range s.Cluster.NodesWithAddr(e.IP) {

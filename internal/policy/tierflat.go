@@ -256,7 +256,15 @@ func (z *Normalizer) NormalizeTier(ta *TierAllowance) *Normalized {
 			}
 		}
 	}
-	for _, sp := range d.overlay(anySpans, false) {
+	// The elementary pieces of the all-protocols items, with the items
+	// covering each: computed once, then decided for the All rectangles
+	// and joined with each port piece's items.
+	anyPieces := elementary(anySpans)
+	var all []iprange.Span
+	for i := range anyPieces {
+		all = d.appendDecided(all, anyPieces[i].from, anyPieces[i].to, anyPieces[i].cover, false)
+	}
+	for _, sp := range all {
 		n.All = append(n.All, Rect{From: sp.From, To: sp.To, Protocol: AnyProtocol, ToPort: 65535, Action: d.action(sp.Label), Sources: d.src(sp.Label)})
 	}
 	// Ports: per protocol and family, cut the port axis at every boundary
@@ -322,12 +330,7 @@ func (z *Normalizer) NormalizeTier(ta *TierAllowance) *Normalized {
 			if !covered {
 				continue
 			}
-			for _, sp := range anySpans {
-				if (sp.from.Fam == 0) == k.v4 {
-					spans = append(spans, sp)
-				}
-			}
-			out := d.overlay(spans, true)
+			out := d.overlayPorts(spans, anyPieces)
 			if len(out) == 0 {
 				continue
 			}
@@ -426,75 +429,131 @@ func (d *decider) decide(cover []int32, needPorts bool) int32 {
 	return d.label(act, src)
 }
 
-// overlay cuts the spans at every boundary, decides each piece, and
-// merges adjacent pieces of equal action (joining their sources).
-func (d *decider) overlay(spans []tierSpan, needPorts bool) []iprange.Span {
+// piece is an elementary piece of an overlay: addresses that the same
+// items cover.
+type piece struct {
+	from, to iprange.Key
+	cover    []int32
+}
+
+// elementary cuts spans at every boundary and returns the pieces some
+// span covers, sorted and disjoint, each with the items covering it.
+func elementary(spans []tierSpan) []piece {
 	if len(spans) == 0 {
 		return nil
 	}
-	type event struct {
-		at    iprange.Key
-		start bool
-		item  int32
-		span  int
+	// Often the spans are sorted and disjoint already (one item, or items
+	// over distinct addresses): each is a piece.
+	disjoint := true
+	for i := 1; i < len(spans) && disjoint; i++ {
+		disjoint = spans[i-1].to.Compare(spans[i].from) < 0
 	}
-	// Boundaries: every start, and every position after an end.
-	var bounds []iprange.Key
-	for _, s := range spans {
-		bounds = append(bounds, s.from)
-		if !s.to.IsMax() {
-			bounds = append(bounds, s.to.Next())
+	if disjoint {
+		out := make([]piece, len(spans))
+		items := make([]int32, len(spans))
+		for i, sp := range spans {
+			items[i] = sp.item
+			out[i] = piece{from: sp.from, to: sp.to, cover: items[i : i+1 : i+1]}
 		}
+		return out
 	}
-	slices.SortFunc(bounds, iprange.Key.Compare)
-	bounds = slices.Compact(bounds)
-	order := make([]int, len(spans))
-	for i := range order {
-		order[i] = i
+	// Sweep the spans in order of their starts (they come in sorted runs,
+	// one per item, which SortSpans merges), keeping those that cover
+	// the current position.
+	sorted := make([]iprange.Span, len(spans))
+	for i, sp := range spans {
+		sorted[i] = iprange.Span{From: sp.from, To: sp.to, Label: sp.item}
 	}
-	slices.SortFunc(order, func(a, b int) int { return spans[a].from.Compare(spans[b].from) })
-	var out []iprange.Span
-	var active []int
+	iprange.SortSpans(sorted)
+	var out []piece
+	var active []iprange.Span
+	var pos iprange.Key
 	next := 0
-	var cover []int32
-	for bi, lo := range bounds {
-		for next < len(order) && spans[order[next]].from.Compare(lo) <= 0 {
-			active = append(active, order[next])
+	for next < len(sorted) || len(active) > 0 {
+		if len(active) == 0 {
+			pos = sorted[next].From
+		}
+		for next < len(sorted) && sorted[next].From.Compare(pos) <= 0 {
+			active = append(active, sorted[next])
 			next++
 		}
-		active = slices.DeleteFunc(active, func(i int) bool { return spans[i].to.Compare(lo) < 0 || spans[i].from.Fam != lo.Fam })
-		if len(active) == 0 {
-			continue
-		}
-		// The piece ends before the next boundary, or at the end of the
-		// family.
-		var hi iprange.Key
-		if bi+1 < len(bounds) && bounds[bi+1].Fam == lo.Fam {
-			hi = bounds[bi+1].Prev()
-		} else {
-			hi = spans[active[0]].to
-			for _, i := range active {
-				if spans[i].to.Compare(hi) > 0 {
-					hi = spans[i].to
-				}
+		// The piece ends where the first active span ends, or before the
+		// next span starts.
+		hi := active[0].To
+		for _, a := range active[1:] {
+			if a.To.Compare(hi) < 0 {
+				hi = a.To
 			}
 		}
-		cover = cover[:0]
-		for _, i := range active {
-			cover = append(cover, spans[i].item)
+		if next < len(sorted) && sorted[next].From.Compare(hi) <= 0 {
+			hi = sorted[next].From.Prev()
 		}
-		l := d.decide(cover, needPorts)
-		if l < 0 {
-			continue
+		cover := make([]int32, len(active))
+		for k, a := range active {
+			cover[k] = a.Label
 		}
-		if k := len(out); k > 0 && out[k-1].From.Fam == lo.Fam && !out[k-1].To.IsMax() && out[k-1].To.Next() == lo && d.action(out[k-1].Label) == d.action(l) {
-			out[k-1].To = hi
-			if out[k-1].Label != l {
-				out[k-1].Label = d.label(d.action(l), d.sets.union(d.src(out[k-1].Label), d.src(l)))
+		out = append(out, piece{from: pos, to: hi, cover: cover})
+		active = slices.DeleteFunc(active, func(a iprange.Span) bool { return a.To.Compare(hi) <= 0 })
+		if len(active) > 0 {
+			pos = hi.Next()
+		}
+	}
+	return out
+}
+
+// appendDecided decides the addresses lo..hi covered by the items listed
+// and appends them to out, merged with the last span when adjacent and of
+// equal action (their sources joined).
+func (d *decider) appendDecided(out []iprange.Span, lo, hi iprange.Key, cover []int32, needPorts bool) []iprange.Span {
+	l := d.decide(cover, needPorts)
+	if l < 0 {
+		return out
+	}
+	if k := len(out); k > 0 && out[k-1].From.Fam == lo.Fam && !out[k-1].To.IsMax() && out[k-1].To.Next() == lo && d.action(out[k-1].Label) == d.action(l) {
+		out[k-1].To = hi
+		if out[k-1].Label != l {
+			out[k-1].Label = d.label(d.action(l), d.sets.union(d.src(out[k-1].Label), d.src(l)))
+		}
+		return out
+	}
+	return append(out, iprange.Span{From: lo, To: hi, Label: l})
+}
+
+// overlayPorts decides the addresses the spans of items with ports cover,
+// together with the all-protocols items (anyPieces, sorted and disjoint)
+// covering the same addresses, and merges adjacent results of equal
+// action. Its cost grows with the spans given and the all-protocols
+// pieces they overlap, not with every all-protocols piece.
+func (d *decider) overlayPorts(spans []tierSpan, anyPieces []piece) []iprange.Span {
+	var out []iprange.Span
+	var cover []int32
+	for _, pp := range elementary(spans) {
+		// The first all-protocols piece ending at or after pp.from.
+		j, _ := slices.BinarySearchFunc(anyPieces, pp.from, func(a piece, k iprange.Key) int { return a.to.Compare(k) })
+		lo := pp.from
+		for lo.Compare(pp.to) <= 0 {
+			if j >= len(anyPieces) || anyPieces[j].from.Compare(pp.to) > 0 {
+				out = d.appendDecided(out, lo, pp.to, pp.cover, true)
+				break
 			}
-			continue
+			a := &anyPieces[j]
+			if lo.Compare(a.from) < 0 {
+				// A gap before the next all-protocols piece.
+				out = d.appendDecided(out, lo, a.from.Prev(), pp.cover, true)
+				lo = a.from
+			}
+			hi := a.to
+			if pp.to.Compare(hi) < 0 {
+				hi = pp.to
+			}
+			cover = append(append(cover[:0], pp.cover...), a.cover...)
+			out = d.appendDecided(out, lo, hi, cover, true)
+			if hi.IsMax() || hi == pp.to {
+				break
+			}
+			lo = hi.Next()
+			j++
 		}
-		out = append(out, iprange.Span{From: lo, To: hi, Label: l})
 	}
 	return out
 }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -38,6 +40,13 @@ type Options struct {
 	// IdleTimeout is how long a TCP server keeps an accepted connection on
 	// which nothing arrives. Zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// HostNetwork runs the active host-network pods too, in the node
+	// namespace: their addresses (the node's) are the node namespace's
+	// own, on its loopback, and their servers listen there, so that
+	// traffic from pods to them crosses the node's input hook. A
+	// host-network pod holding an address an earlier pod of the bed holds
+	// is left out (see Skipped).
+	HostNetwork bool
 }
 
 // DefaultIdleTimeout is the idle timeout of TCP server connections when
@@ -75,8 +84,12 @@ type Bed struct {
 	idle     time.Duration
 	nodeName string
 	pods     []*podState
-	byKey    map[string]*podState
-	byAddr   map[netip.Addr]*podState
+	// hosts are the host-network pods the bed runs in the node namespace
+	// (Options.HostNetwork); skipped those it leaves out, and why.
+	hosts   []*podState
+	skipped map[string]string
+	byKey   map[string]*podState
+	byAddr  map[netip.Addr]*podState
 
 	// downMu serialises Down.
 	downMu sync.Mutex
@@ -99,8 +112,11 @@ type Bed struct {
 
 // podState is one pod of the bed.
 type podState struct {
-	pod    cluster.Pod
-	key    string
+	pod cluster.Pod
+	key string
+	// host is set for a host-network pod, which runs in the node
+	// namespace: nsName and ns are the node's, and it has no veth.
+	host   bool
 	nsName string
 	ns     netns.NsHandle
 	// nl is a netlink handle in ns, open only during Up.
@@ -115,9 +131,10 @@ type podState struct {
 // "netfence-testbed NAMESPACE/NAME".
 func Token(p *cluster.Pod) string { return "netfence-testbed " + p.Key() }
 
-// Up builds a bed for the active, non-host-network pods of c. On failure it
-// removes everything it created before returning the error. The caller must
-// call Down when done.
+// Up builds a bed for the active, non-host-network pods of c (and the
+// host-network ones, with Options.HostNetwork). On failure it removes
+// everything it created before returning the error. The caller must call
+// Down when done.
 func Up(ctx context.Context, c *cluster.Cluster, opts Options) (_ *Bed, err error) {
 	if c == nil {
 		return nil, errors.New("testbed: nil cluster")
@@ -148,10 +165,11 @@ func Up(ctx context.Context, c *cluster.Cluster, opts Options) (_ *Bed, err erro
 		nodeName: prefix + "-node",
 		byKey:    map[string]*podState{},
 		byAddr:   map[netip.Addr]*podState{},
+		skipped:  map[string]string{},
 		node:     netns.None(),
 		conns:    map[net.Conn]struct{}{},
 	}
-	if err := b.plan(c, opts.ExtraPorts); err != nil {
+	if err := b.plan(c, opts.ExtraPorts, opts.HostNetwork); err != nil {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
 
@@ -185,7 +203,7 @@ func Up(ctx context.Context, c *cluster.Cluster, opts Options) (_ *Bed, err erro
 		ps.nl = nil
 	}
 	b.mu.Unlock()
-	for _, ps := range b.pods {
+	for _, ps := range append(slices.Clone(b.pods), b.hosts...) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("testbed: %w", err)
 		}
@@ -196,75 +214,107 @@ func Up(ctx context.Context, c *cluster.Cluster, opts Options) (_ *Bed, err erro
 	return b, nil
 }
 
-// plan selects and validates the pods of the bed, without creating anything.
-func (b *Bed) plan(c *cluster.Cluster, extra []Port) error {
+// plan selects and validates the pods of the bed, without creating
+// anything: the active pod-network pods, and with hosts the active
+// host-network pods after them.
+func (b *Bed) plan(c *cluster.Cluster, extra []Port, hosts bool) error {
 	hostIfs := map[string]string{}
-	for _, p := range c.Pods {
-		if p == nil || p.HostNetwork {
-			continue
+	for _, host := range []bool{false, true} {
+		if host && !hosts {
+			break
 		}
-		if ok, _ := p.Active(); !ok {
-			continue
-		}
-		if len(b.pods) == MaxPods {
-			return fmt.Errorf("more than %d pods", MaxPods)
-		}
-		ps := &podState{
-			pod:    *p,
-			key:    p.Key(),
-			nsName: fmt.Sprintf("%s-p%d", b.prefix, len(b.pods)),
-			ns:     netns.None(),
-			hostIf: hostInterfaceName(p.Key()),
-			token:  Token(p),
-			serves: map[Port]bool{},
-		}
-		ps.pod.IPs = nil
-		ps.pod.Ports = append([]cluster.ContainerPort(nil), p.Ports...)
-		if _, dup := b.byKey[ps.key]; dup {
-			return fmt.Errorf("pod %s appears twice", ps.key)
-		}
-		if other, dup := hostIfs[ps.hostIf]; dup {
-			return fmt.Errorf("pods %s and %s hash to the same interface name %s", other, ps.key, ps.hostIf)
-		}
-		hostIfs[ps.hostIf] = ps.key
-		for _, ip := range p.IPs {
-			ip = ip.Unmap()
-			if err := validPodAddr(ip); err != nil {
-				return fmt.Errorf("pod %s: address %s: %w", ps.key, ip, err)
+		for _, p := range c.Pods {
+			if p == nil || p.HostNetwork != host {
+				continue
 			}
-			if other, dup := b.byAddr[ip]; dup {
-				if other == ps {
+			if ok, _ := p.Active(); !ok {
+				continue
+			}
+			if len(b.pods)+len(b.hosts) == MaxPods {
+				return fmt.Errorf("more than %d pods", MaxPods)
+			}
+			ps := &podState{
+				pod:    *p,
+				key:    p.Key(),
+				host:   host,
+				nsName: fmt.Sprintf("%s-p%d", b.prefix, len(b.pods)),
+				ns:     netns.None(),
+				token:  Token(p),
+				serves: map[Port]bool{},
+			}
+			if host {
+				ps.nsName = b.nodeName
+			} else {
+				ps.hostIf = hostInterfaceName(p.Key())
+			}
+			ps.pod.IPs = nil
+			ps.pod.Ports = append([]cluster.ContainerPort(nil), p.Ports...)
+			if _, dup := b.byKey[ps.key]; dup {
+				return fmt.Errorf("pod %s appears twice", ps.key)
+			}
+			if !host {
+				if other, dup := hostIfs[ps.hostIf]; dup {
+					return fmt.Errorf("pods %s and %s hash to the same interface name %s", other, ps.key, ps.hostIf)
+				}
+				hostIfs[ps.hostIf] = ps.key
+			}
+			var ips []netip.Addr
+			taken := ""
+			for _, ip := range p.IPs {
+				ip = ip.Unmap()
+				if err := validPodAddr(ip); err != nil {
+					return fmt.Errorf("pod %s: address %s: %w", ps.key, ip, err)
+				}
+				if slices.Contains(ips, ip) {
 					continue
 				}
-				return fmt.Errorf("pods %s and %s share address %s", other.key, ps.key, ip)
+				if other, dup := b.byAddr[ip]; dup {
+					if !host {
+						return fmt.Errorf("pods %s and %s share address %s", other.key, ps.key, ip)
+					}
+					taken = fmt.Sprintf("address %s is %s's", ip, other.key)
+				}
+				ips = append(ips, ip)
 			}
-			b.byAddr[ip] = ps
-			ps.pod.IPs = append(ps.pod.IPs, ip)
-		}
-		for _, cp := range p.Ports {
-			port := Port{Protocol: cp.Protocol, Port: cp.Port}
-			if port.Protocol == "" {
-				port.Protocol = corev1.ProtocolTCP
+			if taken != "" {
+				// Host-network pods of one node share its addresses: the
+				// first runs.
+				b.skipped[ps.key] = "host-network pod left out of the bed: " + taken
+				continue
 			}
-			if err := validPort(port); err != nil {
-				return fmt.Errorf("pod %s: port %s: %w", ps.key, port, err)
+			for _, ip := range ips {
+				b.byAddr[ip] = ps
 			}
-			ps.serves[port] = true
-		}
-		for _, port := range extra {
-			ps.serves[port] = true
-		}
-		for port := range ps.serves {
-			ps.ports = append(ps.ports, port)
-		}
-		sort.Slice(ps.ports, func(i, j int) bool {
-			if ps.ports[i].Protocol != ps.ports[j].Protocol {
-				return ps.ports[i].Protocol < ps.ports[j].Protocol
+			ps.pod.IPs = ips
+			for _, cp := range p.Ports {
+				port := Port{Protocol: cp.Protocol, Port: cp.Port}
+				if port.Protocol == "" {
+					port.Protocol = corev1.ProtocolTCP
+				}
+				if err := validPort(port); err != nil {
+					return fmt.Errorf("pod %s: port %s: %w", ps.key, port, err)
+				}
+				ps.serves[port] = true
 			}
-			return ps.ports[i].Port < ps.ports[j].Port
-		})
-		b.byKey[ps.key] = ps
-		b.pods = append(b.pods, ps)
+			for _, port := range extra {
+				ps.serves[port] = true
+			}
+			for port := range ps.serves {
+				ps.ports = append(ps.ports, port)
+			}
+			sort.Slice(ps.ports, func(i, j int) bool {
+				if ps.ports[i].Protocol != ps.ports[j].Protocol {
+					return ps.ports[i].Protocol < ps.ports[j].Protocol
+				}
+				return ps.ports[i].Port < ps.ports[j].Port
+			})
+			b.byKey[ps.key] = ps
+			if host {
+				b.hosts = append(b.hosts, ps)
+			} else {
+				b.pods = append(b.pods, ps)
+			}
+		}
 	}
 	return nil
 }
@@ -371,6 +421,21 @@ func (b *Bed) setupNode() error {
 	}
 	if err := nl.RouteAdd(gw); err != nil {
 		return fmt.Errorf("add route to %s via %s: %w", GatewayIPv4, NodeUplinkInterface, err)
+	}
+	// Host-network pods: the node's own addresses, on its loopback.
+	lo, err := nl.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("look up lo: %w", err)
+	}
+	for _, ps := range b.hosts {
+		b.mu.Lock()
+		ps.ns = ns
+		b.mu.Unlock()
+		for _, ip := range ps.pod.IPs {
+			if err := nl.AddrAdd(lo, hostAddr(ip)); err != nil {
+				return fmt.Errorf("add %s of host-network pod %s to lo: %w", ip, ps.key, err)
+			}
+		}
 	}
 	return nil
 }
@@ -619,6 +684,9 @@ func (b *Bed) Down() error {
 		}
 		ps.ns = netns.None()
 	}
+	for _, ps := range b.hosts {
+		ps.ns = netns.None() // the node's handle, closed below
+	}
 	if b.node.IsOpen() {
 		_ = b.node.Close()
 	}
@@ -644,10 +712,17 @@ func (b *Bed) NodeNamespace() string { return b.nodeName }
 // Prefix returns the prefix of the bed's namespace names.
 func (b *Bed) Prefix() string { return b.prefix }
 
-// Pods returns copies of the pods in the bed, in the cluster's order.
-func (b *Bed) Pods() []*cluster.Pod {
-	out := make([]*cluster.Pod, len(b.pods))
-	for i, ps := range b.pods {
+// Pods returns copies of the pod-network pods in the bed, in the
+// cluster's order.
+func (b *Bed) Pods() []*cluster.Pod { return copyPods(b.pods) }
+
+// HostPods returns copies of the host-network pods the bed runs in the
+// node namespace (Options.HostNetwork), in the cluster's order.
+func (b *Bed) HostPods() []*cluster.Pod { return copyPods(b.hosts) }
+
+func copyPods(pss []*podState) []*cluster.Pod {
+	out := make([]*cluster.Pod, len(pss))
+	for i, ps := range pss {
 		p := ps.pod
 		p.IPs = append([]netip.Addr(nil), ps.pod.IPs...)
 		p.Ports = append([]cluster.ContainerPort(nil), ps.pod.Ports...)
@@ -656,8 +731,13 @@ func (b *Bed) Pods() []*cluster.Pod {
 	return out
 }
 
+// Skipped returns the host-network pods Up left out (Options.HostNetwork:
+// their address is an earlier pod's), by key, and why.
+func (b *Bed) Skipped() map[string]string { return maps.Clone(b.skipped) }
+
 // PodNamespace returns the name of the network namespace of the pod with the
-// given key ("namespace/name"), and whether the pod is in the bed.
+// given key ("namespace/name"), and whether the pod is in the bed; for a
+// host-network pod, the node's.
 func (b *Bed) PodNamespace(key string) (string, bool) {
 	ps, ok := b.byKey[key]
 	if !ok {
@@ -667,10 +747,11 @@ func (b *Bed) PodNamespace(key string) (string, bool) {
 }
 
 // HostInterface returns the name of the node side of the veth of the pod
-// with the given key, and whether the pod is in the bed.
+// with the given key, and whether the pod is in the bed with a veth (a
+// host-network pod has none).
 func (b *Bed) HostInterface(key string) (string, bool) {
 	ps, ok := b.byKey[key]
-	if !ok {
+	if !ok || ps.host {
 		return "", false
 	}
 	return ps.hostIf, true

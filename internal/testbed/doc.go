@@ -22,6 +22,15 @@
 // (InNode runs code in the node namespace). IPv6 duplicate address detection
 // is off, so addresses are usable at once.
 //
+// With Options.HostNetwork, the active host-network pods run too, in the
+// node namespace itself, as on a real node: their addresses (the node's)
+// are added to the node namespace's loopback, and their servers listen
+// there. Traffic from pods to them is delivered locally and crosses the
+// node's input hook; their own traffic leaves through its output hook. A
+// host-network pod whose address an earlier pod of the bed holds (host-
+// network pods of one node share its addresses) is left out: Skipped says
+// which and why.
+//
 // Nothing is ever created in the root network namespace: namespaces are
 // created by unsharing on a dedicated thread, veth pairs are created inside
 // the node namespace with their peer placed directly in the pod namespace,

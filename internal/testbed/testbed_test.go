@@ -559,3 +559,73 @@ func TestScale(t *testing.T) {
 	t.Logf("10 pods: Up %v, Down %v; %d probes (8 parallel) %v, slowest %v; sequential TCP probe %v, SCTP probe %v",
 		upTook, downTook, len(specs), allTook, maxLat, tcpLat, sctpLat)
 }
+
+// TestHostNetwork runs host-network pods in the node namespace: pods reach
+// them at the node's addresses on every protocol (through the node's
+// input hook), they reach pods, a second host-network pod on the same
+// address is left out, and nothing of it shows in the root namespace.
+func TestHostNetwork(t *testing.T) {
+	requireNetns(t)
+	linksBefore := rootLinks(t)
+	host := mkPod("n", "host", []string{"10.244.255.1", "fd00:10:244:ff::1"}, tcp(80))
+	host.HostNetwork = true
+	twin := mkPod("n", "twin", []string{"10.244.255.1"}, tcp(9100))
+	twin.HostNetwork = true
+	c := cluster.New(nil, []*cluster.Pod{
+		mkPod("a", "web", []string{"10.244.1.10"}, tcp(8080)),
+		mkPod("a", "dual", []string{"10.244.1.11", "fd00:10:244:1::11"}),
+		host, twin,
+	}, nil)
+	prefix := testPrefix(t)
+	b := up(t, c, Options{Prefix: prefix, HostNetwork: true, ExtraPorts: []Port{{Protocol: corev1.ProtocolUDP, Port: 53}, {Protocol: corev1.ProtocolSCTP, Port: 9000}}})
+	if hp := b.HostPods(); len(hp) != 1 || hp[0].Key() != "n/host" {
+		t.Fatalf("host pods %v, want n/host", hp)
+	}
+	if len(b.Pods()) != 2 {
+		t.Fatalf("pods %v", b.Pods())
+	}
+	if why := b.Skipped()["n/twin"]; !strings.Contains(why, "10.244.255.1") {
+		t.Fatalf("n/twin: %q, want it left out for its address", why)
+	}
+	if ns, ok := b.PodNamespace("n/host"); !ok || ns != b.NodeNamespace() {
+		t.Fatalf("n/host runs in %q, want the node namespace %s", ns, b.NodeNamespace())
+	}
+	if _, ok := b.HostInterface("n/host"); ok {
+		t.Fatal("a host-network pod has a veth")
+	}
+	runExpectations(t, b, c, []expect{
+		{"a/web", "10.244.255.1", corev1.ProtocolTCP, 80, OutcomeReached},
+		{"a/web", "10.244.255.1", corev1.ProtocolUDP, 53, OutcomeReached},
+		{"a/web", "10.244.255.1", corev1.ProtocolSCTP, 9000, OutcomeReached},
+		{"a/web", "10.244.255.1", corev1.ProtocolTCP, 81, OutcomeRefused},
+		{"a/dual", "fd00:10:244:ff::1", corev1.ProtocolTCP, 80, OutcomeReached},
+		{"a/dual", "fd00:10:244:ff::1", corev1.ProtocolUDP, 53, OutcomeReached},
+		{"a/web", "fd00:10:244:ff::1", corev1.ProtocolTCP, 80, OutcomeUnprobed},
+		// From the node: the output hook.
+		{"n/host", "10.244.1.10", corev1.ProtocolTCP, 8080, OutcomeReached},
+		{"n/host", "fd00:10:244:1::11", corev1.ProtocolSCTP, 9000, OutcomeReached},
+	})
+	// The addresses are the node namespace's, on its loopback.
+	var out []byte
+	if err := b.InNode(func() error {
+		var err error
+		out, err = exec.Command("ip", "-o", "addr", "show", "dev", "lo").CombinedOutput()
+		return err
+	}); err != nil {
+		t.Fatalf("ip addr in the node namespace: %v: %s", err, out)
+	}
+	for _, want := range []string{"10.244.255.1/32", "fd00:10:244:ff::1/128"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("node lo lacks %s:\n%s", want, out)
+		}
+	}
+	if err := b.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if left := withPrefix(netnsNames(t), prefix); len(left) > 0 {
+		t.Errorf("namespaces left: %v", left)
+	}
+	if after := rootLinks(t); !slices.Equal(linksBefore, after) {
+		t.Errorf("root links changed:\n%v\n%v", linksBefore, after)
+	}
+}

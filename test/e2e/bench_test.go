@@ -99,7 +99,7 @@ func BenchmarkAPIToEnforced(b *testing.B) {
 	actx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- agent.RunKube(actx, a, kube.NewInformers(c), agent.KubeOptions{Synced: func(st agent.Stats) {
+		done <- agent.RunKube(actx, a, kube.NewInformers(c, kube.Options{}), agent.KubeOptions{Synced: func(st agent.Stats) {
 			if st.Changed {
 				synced <- time.Now()
 			}

@@ -316,20 +316,58 @@ func (r *faultRig) waitReady(what string, want bool) {
 	}
 }
 
+// faultCase is one fault of a suite.
+type faultCase struct {
+	name string
+	// inject makes the fault; the agent must notice it (a read of the
+	// source follows).
+	inject func()
+	// ready is the readiness expected while the fault lasts.
+	ready bool
+	// clientDenied: the fault fails closed over the allowed client too (a
+	// stand-in denies web's ingress from every pod).
+	clientDenied bool
+	// restore ends the fault.
+	restore func()
+}
+
+// run injects each fault under continuous probing, holds it, checks
+// readiness and that the allowed client kept reaching web, restores it,
+// and checks that no denied probe got through.
+func (r *faultRig) run(cases []faultCase) {
+	t := r.t
+	t.Helper()
+	for _, tc := range cases {
+		r.drain()
+		start := time.Now()
+		tc.inject()
+		r.waitLoaded(tc.name)
+		// Hold the fault while the probes run.
+		time.Sleep(300 * time.Millisecond)
+		r.waitReady(tc.name+" (during)", tc.ready)
+		switch reached := r.allowedSince(start.Add(150 * time.Millisecond)); {
+		case !reached && !tc.clientDenied:
+			t.Errorf("%s: the allowed client lost web during the fault", tc.name)
+		case reached && tc.clientDenied:
+			t.Errorf("%s: the client still reached web: the fault did not fail closed", tc.name)
+		}
+		r.drain()
+		restored := time.Now()
+		tc.restore()
+		r.waitReady(tc.name+" (after)", true)
+		r.waitAllowed(tc.name+" (after)", restored)
+		if n := r.leaks.Load(); n > 0 {
+			t.Fatalf("%s: %d denied probes got through", tc.name, n)
+		}
+		t.Logf("%-75s ok (%d denied probes so far, none through)", tc.name, r.probes.Load())
+	}
+}
+
 // TestFaultSuite injects each fault under continuous probing.
 func TestFaultSuite(t *testing.T) {
 	r := newFaultRig(t)
 	full := allowPolicy("web", "client", "v1")
-	cases := []struct {
-		name string
-		// inject makes the fault; the agent must notice it (a read of the
-		// source follows).
-		inject func()
-		// ready is the readiness expected while the fault lasts.
-		ready bool
-		// restore ends the fault.
-		restore func()
-	}{
+	r.run([]faultCase{
 		{
 			name:    "policy file cut short mid-write (syntax error)",
 			inject:  func() { r.write("web.yaml", full[:len(full)/2]+"\n  - {[") },
@@ -394,28 +432,7 @@ func TestFaultSuite(t *testing.T) {
 			ready:   true,
 			restore: func() {},
 		},
-	}
-	for _, tc := range cases {
-		r.drain()
-		start := time.Now()
-		tc.inject()
-		r.waitLoaded(tc.name)
-		// Hold the fault while the probes run.
-		time.Sleep(300 * time.Millisecond)
-		r.waitReady(tc.name+" (during)", tc.ready)
-		if !r.allowedSince(start.Add(150 * time.Millisecond)) {
-			t.Errorf("%s: the allowed client lost web during the fault", tc.name)
-		}
-		r.drain()
-		restored := time.Now()
-		tc.restore()
-		r.waitReady(tc.name+" (after)", true)
-		r.waitAllowed(tc.name+" (after)", restored)
-		if n := r.leaks.Load(); n > 0 {
-			t.Fatalf("%s: %d denied probes got through", tc.name, n)
-		}
-		t.Logf("%-75s ok (%d denied probes so far, none through)", tc.name, r.probes.Load())
-	}
+	})
 
 	// An agent restart: the rules stay while no agent runs, and the new
 	// agent's first sync replaces them atomically.
@@ -525,5 +542,82 @@ func TestRevocationCutsEstablished(t *testing.T) {
 		tcpLast.Round(time.Millisecond), tcpCut.Round(time.Millisecond), udpLast.Round(time.Millisecond), udpCut.Round(time.Millisecond), st.Duration.Round(time.Microsecond), len(st.Revoked), strings.Join(flows, "; "))
 	if r.leaks.Load() > 0 {
 		t.Fatalf("%d denied probes got through", r.leaks.Load())
+	}
+}
+
+// guardCNP is an Admin ClusterNetworkPolicy denying intruder -> web
+// (annotation makes versions differ).
+func guardCNP(note string) string {
+	return fmt.Sprintf(`apiVersion: policy.networking.k8s.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: guard, annotations: {note: %q}}
+spec:
+  tier: Admin
+  priority: 10
+  subject:
+    pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: web}}}
+  ingress:
+  - name: no-intruder
+    action: Deny
+    from: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: intruder}}}}]
+`, note)
+}
+
+// TestClusterPolicyFileFaults runs the file faults against a cluster
+// policy that is the only thing denying the intruder (a NetworkPolicy
+// opens web to everyone): whatever happens to its file, no intruder probe
+// may get through while the client keeps reaching web.
+func TestClusterPolicyFileFaults(t *testing.T) {
+	r := newFaultRig(t)
+	r.drain()
+	r.write("guard.yaml", guardCNP("v1"))
+	r.waitSync("the cluster policy")
+	r.drain()
+	r.write("web.yaml", openPolicy)
+	r.waitSync("web opened by NetworkPolicy")
+	full := guardCNP("v1")
+	r.run([]faultCase{
+		{
+			name:    "cluster policy file cut short mid-write (syntax error)",
+			inject:  func() { r.write("guard.yaml", full[:len(full)/2]+"\n  - {[") },
+			restore: func() { r.write("guard.yaml", full) },
+		},
+		{
+			name:    "cluster policy file emptied",
+			inject:  func() { r.write("guard.yaml", "") },
+			restore: func() { r.write("guard.yaml", full) },
+		},
+		{
+			name:    "cluster policy invalid by its CRD (priority 5000): the last valid version stays",
+			inject:  func() { r.write("guard.yaml", strings.Replace(full, "priority: 10", "priority: 5000", 1)) },
+			ready:   true, // as for an invalid NetworkPolicy document: reported, not degraded
+			restore: func() { r.write("guard.yaml", full) },
+		},
+		{
+			name: "cluster policy that does not compile (an unknown selector operator): the last valid version stays",
+			inject: func() {
+				r.write("guard.yaml", strings.Replace(full, "podSelector: {matchLabels: {app: intruder}}", "podSelector: {matchExpressions: [{key: app, operator: Sideways}]}", 1))
+			},
+			ready:   true,
+			restore: func() { r.write("guard.yaml", full) },
+		},
+		{
+			name:    "same cluster policy in a second file, accepting the intruder",
+			inject:  func() { r.write("zz-guard.yaml", strings.Replace(full, "action: Deny", "action: Accept", 1)) },
+			restore: func() { os.Remove(filepath.Join(r.dir, "zz-guard.yaml")) },
+		},
+		{
+			name: "a new cluster policy, never valid, accepting the intruder first: its stand-in denies all to web",
+			inject: func() {
+				r.write("new.yaml", strings.NewReplacer("name: guard", "name: newcomer", "priority: 10", "priority: 1", "action: Deny", "action: Accept",
+					"app: intruder}}", "app: intruder}, matchExpressions: [{key: x, operator: Sideways}]}").Replace(full))
+			},
+			ready:        true,
+			clientDenied: true,
+			restore:      func() { os.Remove(filepath.Join(r.dir, "new.yaml")) },
+		},
+	})
+	if r.leaks.Load() > 0 || r.probes.Load() < 20 {
+		t.Fatalf("%d of %d denied probes got through", r.leaks.Load(), r.probes.Load())
 	}
 }

@@ -90,24 +90,36 @@ func flipLatency(ctx context.Context, t *testing.T, bed *testbed.Bed, from *clus
 // returns a stop function and a channel of syncs.
 func runAgent(t *testing.T, bed *testbed.Bed, client kubernetes.Interface, health *agent.Health) (stop func(), synced <-chan agent.Stats) {
 	t.Helper()
+	return runAgentWith(t, bed, client, health, kube.Options{})
+}
+
+// runAgentWith starts the agent as runAgent does, with informer options
+// (cluster-scoped policies when opts.Policy is set).
+func runAgentWith(t *testing.T, bed *testbed.Bed, client kubernetes.Interface, health *agent.Health, opts kube.Options) (stop func(), synced <-chan agent.Stats) {
+	t.Helper()
 	var applier *nft.Applier
 	if err := bed.InNode(func() error { var err error; applier, err = nft.NewApplier(0); return err }); err != nil {
 		t.Fatal(err)
 	}
 	ch := make(chan agent.Stats, 1000)
-	report, stopEvents := agent.EventReporter(client, "node-1")
+	events := agent.NewEventReporter(client, "node-1")
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if opts.Log == nil {
+		opts.Log = log
+	}
 	a := agent.New(agent.Config{
 		Render:    nft.Options{Node: "node-1", Deny: nft.DenyReject},
 		Dataplane: applier,
-		Log:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Log:       log,
 		Metrics:   agent.NewMetrics(),
 		Health:    health,
-		Rejected:  report,
+		Rejected:  events.Rejected,
+		Noticed:   events.Noticed,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- agent.RunKube(ctx, a, kube.NewInformers(client), agent.KubeOptions{Synced: func(st agent.Stats) {
+		done <- agent.RunKube(ctx, a, kube.NewInformers(client, opts), agent.KubeOptions{Synced: func(st agent.Stats) {
 			select {
 			case ch <- st:
 			default:
@@ -121,7 +133,7 @@ func runAgent(t *testing.T, bed *testbed.Bed, client kubernetes.Interface, healt
 			if err := <-done; err != nil {
 				t.Errorf("agent: %v", err)
 			}
-			stopEvents()
+			events.Stop()
 			applier.Close()
 		})
 	}

@@ -107,11 +107,18 @@ func (g *gen) pods() error {
 		g.appWorkload(g.appNS[i], take)
 	}
 
+	var exporters *nsInfo
+	if g.cfg.ClusterPolicies > 0 {
+		exporters = g.exporterNamespace()
+	}
 	for _, ni := range g.ns {
 		for _, w := range ni.workloads {
 			if err := g.emitPods(w); err != nil {
 				return err
 			}
+		}
+		if ni == exporters {
+			g.nodeExporters(ni)
 		}
 	}
 	return nil
@@ -325,7 +332,7 @@ func (g *gen) emitPods(w *workload) error {
 			ObjectMeta: objectMeta(name, w.ns.name, labels),
 			Spec: corev1.PodSpec{
 				Containers: []corev1.Container{{Name: cname, Image: w.image, Ports: ports}},
-				NodeName:   fmt.Sprintf("node-%d", node),
+				NodeName:   nodeName(node),
 			},
 		}
 		if w.ns.istio {

@@ -1,5 +1,6 @@
 // Package synth generates synthetic Kubernetes clusters (namespaces, pods
-// and NetworkPolicies) for testing and benchmarking netfence.
+// and NetworkPolicies, and optionally nodes and ClusterNetworkPolicies) for
+// testing and benchmarking netfence.
 //
 // The clusters are shaped like real ones, because the analyzer's cost
 // depends on how many equivalence classes the pods fall into: namespaces
@@ -9,7 +10,10 @@
 // feature of the NetworkPolicy API (default deny, namespace and pod
 // selectors with all operators, ipBlocks with except, named and numeric
 // ports, endPort ranges, UDP and SCTP, egress rules, explicit and implicit
-// policyTypes). Every generated object passes Kubernetes API validation.
+// policyTypes). With Config.ClusterPolicies, Node objects, host-network
+// node exporters and ClusterNetworkPolicies of both tiers are added (see
+// clusterpolicies.go). Every generated object passes Kubernetes API
+// validation (and the ClusterNetworkPolicies their CRD's).
 //
 // Generation is deterministic: the same Config always gives the same
 // objects and the same YAML bytes.
@@ -22,6 +26,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 )
 
 // Config says what to generate.
@@ -43,22 +48,34 @@ type Config struct {
 	// IPv6 makes pods dual-stack (an IPv4 and an IPv6 address each) and
 	// adds IPv6 ipBlocks to policies.
 	IPv6 bool
+	// ClusterPolicies is the number of ClusterNetworkPolicies
+	// (policy.networking.k8s.io/v1beta1). When it is not 0 the output also
+	// has a Node object per node and, in monitoring (kube-system when
+	// there is no monitoring namespace), a host-network node-exporter pod
+	// per node, in addition to Pods; it then needs at least 1 namespace.
+	// The namespaces, the other pods and the NetworkPolicies do not depend
+	// on it.
+	ClusterPolicies int
 }
 
 // MaxNodes is the largest Config.Nodes that Generate accepts.
 const MaxNodes = 10000
 
 // Objects is a generated cluster. Namespaces starts with kube-system; pods
-// and policies are grouped by namespace, in the order of Namespaces.
+// and policies are grouped by namespace, in the order of Namespaces. Nodes
+// (node-0, node-1, ...) and ClusterPolicies are only generated when
+// Config.ClusterPolicies is not 0.
 type Objects struct {
-	Namespaces []*corev1.Namespace
-	Pods       []*corev1.Pod
-	Policies   []*networkingv1.NetworkPolicy
+	Namespaces      []*corev1.Namespace
+	Pods            []*corev1.Pod
+	Policies        []*networkingv1.NetworkPolicy
+	Nodes           []*corev1.Node
+	ClusterPolicies []*v1beta1.ClusterNetworkPolicy
 }
 
 // Generate builds a cluster as described by cfg.
 func Generate(cfg Config) (*Objects, error) {
-	if cfg.Pods < 0 || cfg.Namespaces < 0 || cfg.Policies < 0 || cfg.Nodes < 0 {
+	if cfg.Pods < 0 || cfg.Namespaces < 0 || cfg.Policies < 0 || cfg.Nodes < 0 || cfg.ClusterPolicies < 0 {
 		return nil, fmt.Errorf("synth: counts must not be negative: %+v", cfg)
 	}
 	if cfg.Nodes == 0 {
@@ -67,7 +84,7 @@ func Generate(cfg Config) (*Objects, error) {
 	if cfg.Nodes > MaxNodes {
 		return nil, fmt.Errorf("synth: at most %d nodes, got %d", MaxNodes, cfg.Nodes)
 	}
-	if cfg.Namespaces == 0 && (cfg.Pods > 0 || cfg.Policies > 0) {
+	if cfg.Namespaces == 0 && (cfg.Pods > 0 || cfg.Policies > 0 || cfg.ClusterPolicies > 0) {
 		return nil, fmt.Errorf("synth: pods and policies need at least 1 namespace")
 	}
 	if cfg.Pods > maxPodsWithIPs-cfg.Nodes*hostsPerBlock {
@@ -85,6 +102,11 @@ func Generate(cfg Config) (*Objects, error) {
 		return nil, err
 	}
 	g.policies()
+	if cfg.ClusterPolicies > 0 {
+		// Last, so that nothing before depends on it.
+		g.nodeObjects()
+		g.clusterPolicies()
+	}
 	return g.out, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -32,6 +33,26 @@ var testConfigs = []Config{
 	{Pods: 300, Namespaces: 40, Policies: 0, Seed: 7, Nodes: 4},
 	{Pods: 2000, Namespaces: 50, Policies: 400, Seed: 8, Nodes: 7, IPv6: true},
 	{Pods: 5000, Namespaces: 100, Policies: 1000, Seed: 1, Nodes: 10},
+	{Pods: 0, Namespaces: 1, ClusterPolicies: 5, Seed: 2},
+	{Pods: 10, Namespaces: 3, Policies: 5, Seed: 3, Nodes: 2, ClusterPolicies: 20},
+	{Pods: 300, Namespaces: 40, Policies: 30, Seed: 7, Nodes: 4, ClusterPolicies: 40, IPv6: true},
+	{Pods: 5000, Namespaces: 100, Policies: 1000, Seed: 1, Nodes: 10, ClusterPolicies: 200},
+}
+
+// testName names a test config.
+func testName(cfg Config) string {
+	if cfg.ClusterPolicies == 0 {
+		return fmt.Sprintf("%d/%d/%d", cfg.Pods, cfg.Namespaces, cfg.Policies)
+	}
+	return fmt.Sprintf("%d/%d/%d/%d", cfg.Pods, cfg.Namespaces, cfg.Policies, cfg.ClusterPolicies)
+}
+
+// wantNodes is how many Node objects (and node exporters) cfg gives.
+func wantNodes(cfg Config) int {
+	if cfg.ClusterPolicies == 0 {
+		return 0
+	}
+	return max(cfg.Nodes, 1)
 }
 
 func mustGenerate(t testing.TB, cfg Config) *Objects {
@@ -53,7 +74,7 @@ func yamlBytes(t testing.TB, o *Objects) []byte {
 }
 
 func TestDeterministic(t *testing.T) {
-	cfg := Config{Pods: 3000, Namespaces: 60, Policies: 600, Seed: 42, Nodes: 5, IPv6: true}
+	cfg := Config{Pods: 3000, Namespaces: 60, Policies: 600, Seed: 42, Nodes: 5, IPv6: true, ClusterPolicies: 100}
 	a := yamlBytes(t, mustGenerate(t, cfg))
 	b := yamlBytes(t, mustGenerate(t, cfg))
 	if !bytes.Equal(a, b) {
@@ -73,11 +94,14 @@ func TestDeterministic(t *testing.T) {
 
 func TestCounts(t *testing.T) {
 	for _, cfg := range testConfigs {
-		t.Run(fmt.Sprintf("%d/%d/%d", cfg.Pods, cfg.Namespaces, cfg.Policies), func(t *testing.T) {
+		t.Run(testName(cfg), func(t *testing.T) {
 			o := mustGenerate(t, cfg)
-			if len(o.Pods) != cfg.Pods || len(o.Namespaces) != cfg.Namespaces || len(o.Policies) != cfg.Policies {
-				t.Fatalf("got %d pods, %d namespaces, %d policies; want %d, %d, %d",
-					len(o.Pods), len(o.Namespaces), len(o.Policies), cfg.Pods, cfg.Namespaces, cfg.Policies)
+			nodes := wantNodes(cfg)
+			if len(o.Pods) != cfg.Pods+nodes || len(o.Namespaces) != cfg.Namespaces || len(o.Policies) != cfg.Policies ||
+				len(o.Nodes) != nodes || len(o.ClusterPolicies) != cfg.ClusterPolicies {
+				t.Fatalf("got %d pods, %d namespaces, %d policies, %d nodes, %d cluster policies; want %d, %d, %d, %d, %d",
+					len(o.Pods), len(o.Namespaces), len(o.Policies), len(o.Nodes), len(o.ClusterPolicies),
+					cfg.Pods+nodes, cfg.Namespaces, cfg.Policies, nodes, cfg.ClusterPolicies)
 			}
 			if cfg.Namespaces > 0 && o.Namespaces[0].Name != "kube-system" {
 				t.Errorf("first namespace is %q, want kube-system", o.Namespaces[0].Name)
@@ -96,6 +120,8 @@ func TestBadConfig(t *testing.T) {
 		{Pods: 1},
 		{Policies: 1},
 		{Pods: maxPodsWithIPs, Namespaces: 1},
+		{ClusterPolicies: -1, Namespaces: 1},
+		{ClusterPolicies: 1},
 	} {
 		if _, err := Generate(cfg); err == nil {
 			t.Errorf("Generate(%+v) succeeded", cfg)
@@ -105,7 +131,7 @@ func TestBadConfig(t *testing.T) {
 
 func TestValid(t *testing.T) {
 	for _, cfg := range testConfigs {
-		t.Run(fmt.Sprintf("%d/%d/%d", cfg.Pods, cfg.Namespaces, cfg.Policies), func(t *testing.T) {
+		t.Run(testName(cfg), func(t *testing.T) {
 			o := mustGenerate(t, cfg)
 			namespaces := sets.New[string]()
 			for _, ns := range o.Namespaces {
@@ -137,6 +163,33 @@ func TestValid(t *testing.T) {
 				names.Insert(key)
 				for _, e := range validatePolicy(np, namespaces) {
 					t.Errorf("policy %s: %v", key, e)
+				}
+			}
+			// Nodes have the host IPs of their pods. (The cluster
+			// policies are validated against their CRD in
+			// TestLoaderReadsClusterPolicies.)
+			hostIPs := map[string][]corev1.HostIP{}
+			for _, p := range o.Pods {
+				hostIPs[p.Spec.NodeName] = p.Status.HostIPs
+			}
+			names = sets.New[string]()
+			for _, n := range o.Nodes {
+				if names.Has(n.Name) {
+					t.Errorf("duplicate node %s", n.Name)
+				}
+				names.Insert(n.Name)
+				for _, e := range validateNode(n, hostIPs[n.Name]) {
+					t.Errorf("node %s: %v", n.Name, e)
+				}
+			}
+			names = sets.New[string]()
+			for _, cnp := range o.ClusterPolicies {
+				if names.Has(cnp.Name) {
+					t.Errorf("duplicate cluster policy %s", cnp.Name)
+				}
+				names.Insert(cnp.Name)
+				for _, e := range validateMeta(cnp.Name, cnp.Namespace, cnp.Labels, false, nil, field.NewPath("metadata")) {
+					t.Errorf("cluster policy %s: %v", cnp.Name, e)
 				}
 			}
 		})
@@ -248,15 +301,24 @@ func splitDocs(t testing.TB, data []byte) [][]byte {
 	}
 }
 
+// unmarshalInto decodes the YAML document d strictly into a new T appended
+// to list.
+func unmarshalInto[T any](d []byte, list *[]*T) error {
+	x := new(T)
+	*list = append(*list, x)
+	return yaml.UnmarshalStrict(d, x)
+}
+
 func TestYAMLRoundTrip(t *testing.T) {
 	for _, cfg := range []Config{
 		{Pods: 800, Namespaces: 30, Policies: 400, Seed: 9, Nodes: 3, IPv6: true},
 		{Pods: 200, Namespaces: 5, Policies: 100, Seed: 10},
+		{Pods: 300, Namespaces: 10, Policies: 50, Seed: 11, Nodes: 3, IPv6: true, ClusterPolicies: 60},
 	} {
 		o := mustGenerate(t, cfg)
 		data := yamlBytes(t, o)
 		docs := splitDocs(t, data)
-		if want := len(o.Namespaces) + len(o.Pods) + len(o.Policies); len(docs) != want {
+		if want := len(o.Namespaces) + len(o.Pods) + len(o.Policies) + len(o.Nodes) + len(o.ClusterPolicies); len(docs) != want {
 			t.Fatalf("%d documents, want %d", len(docs), want)
 		}
 		var back Objects
@@ -266,17 +328,15 @@ func TestYAMLRoundTrip(t *testing.T) {
 			var err error
 			switch strings.TrimPrefix(kind, "kind: ") {
 			case "Namespace":
-				x := &corev1.Namespace{}
-				err = yaml.UnmarshalStrict(d, x)
-				back.Namespaces = append(back.Namespaces, x)
+				err = unmarshalInto(d, &back.Namespaces)
+			case "Node":
+				err = unmarshalInto(d, &back.Nodes)
 			case "Pod":
-				x := &corev1.Pod{}
-				err = yaml.UnmarshalStrict(d, x)
-				back.Pods = append(back.Pods, x)
+				err = unmarshalInto(d, &back.Pods)
 			case "NetworkPolicy":
-				x := &networkingv1.NetworkPolicy{}
-				err = yaml.UnmarshalStrict(d, x)
-				back.Policies = append(back.Policies, x)
+				err = unmarshalInto(d, &back.Policies)
+			case "ClusterNetworkPolicy":
+				err = unmarshalInto(d, &back.ClusterPolicies)
 			default:
 				t.Fatalf("document %d starts with %q", i, kind)
 			}
@@ -289,6 +349,12 @@ func TestYAMLRoundTrip(t *testing.T) {
 		}
 		if !equality.Semantic.DeepEqual(o.Pods, back.Pods) {
 			t.Error("pods differ after YAML round trip")
+		}
+		if !equality.Semantic.DeepEqual(o.Nodes, back.Nodes) {
+			t.Error("nodes differ after YAML round trip")
+		}
+		if !equality.Semantic.DeepEqual(o.ClusterPolicies, back.ClusterPolicies) {
+			t.Error("cluster policies differ after YAML round trip")
 		}
 		for i := range o.Policies {
 			if !equality.Semantic.DeepEqual(o.Policies[i], back.Policies[i]) {

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -116,6 +117,13 @@ func validatePod(pod *corev1.Pod, namespaces sets.Set[string], cfg Config) field
 		if cfg.IPv6 {
 			want = 2
 		}
+		if pod.Spec.HostNetwork {
+			// The node's addresses.
+			if !equality.Semantic.DeepEqual(pod.Status.PodIPs, hostPodIPs(pod.Status.HostIPs)) || pod.Status.PodIP != pod.Status.HostIP {
+				errs = append(errs, field.Invalid(st.Child("podIPs"), pod.Status.PodIPs, "host-network pods have their node's addresses"))
+			}
+			break
+		}
 		if len(pod.Status.PodIPs) != want {
 			errs = append(errs, field.Invalid(st.Child("podIPs"), pod.Status.PodIPs, fmt.Sprintf("want %d addresses", want)))
 			break
@@ -142,6 +150,30 @@ func validatePod(pod *corev1.Pod, namespaces sets.Set[string], cfg Config) field
 	}
 	if len(pod.Status.HostIPs) == 0 || pod.Status.HostIP != pod.Status.HostIPs[0].IP {
 		errs = append(errs, field.Invalid(st.Child("hostIP"), pod.Status.HostIP, "must be hostIPs[0]"))
+	}
+	return errs
+}
+
+// validateNode checks a Node: metadata, the labels node peers select, and
+// that its InternalIP addresses are the host IPs its pods report
+// (hostIPs, from the pods on the node).
+func validateNode(n *corev1.Node, hostIPs []corev1.HostIP) field.ErrorList {
+	errs := validateMeta(n.Name, n.Namespace, n.Labels, false, nil, field.NewPath("metadata"))
+	if n.APIVersion != "v1" || n.Kind != "Node" {
+		errs = append(errs, field.Invalid(field.NewPath("kind"), n.Kind, "bad type meta"))
+	}
+	if v, ok := n.Labels[workerRoleLabel]; n.Labels[hostnameLabel] != n.Name || !ok || v != "" {
+		errs = append(errs, field.Invalid(field.NewPath("metadata", "labels"), n.Labels, "want hostname and worker-role labels"))
+	}
+	var internal []corev1.HostIP
+	for i, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			errs = append(errs, validation.IsValidIP(field.NewPath("status", "addresses").Index(i).Child("address"), a.Address)...)
+			internal = append(internal, corev1.HostIP{IP: a.Address})
+		}
+	}
+	if len(hostIPs) == 0 || !equality.Semantic.DeepEqual(internal, hostIPs) {
+		errs = append(errs, field.Invalid(field.NewPath("status", "addresses"), internal, fmt.Sprintf("want the InternalIPs %v of the node's pods", hostIPs)))
 	}
 	return errs
 }

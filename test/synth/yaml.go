@@ -10,7 +10,8 @@ import (
 )
 
 // WriteYAML writes the objects as one multi-document YAML stream, documents
-// separated by "---": namespaces, then pods, then policies.
+// separated by "---": namespaces, then nodes, then pods, then
+// NetworkPolicies, then ClusterNetworkPolicies.
 //
 // Each object is encoded with encoding/json (so field names and omitempty
 // follow the API types exactly) and the JSON is turned into block-style
@@ -18,21 +19,25 @@ import (
 // null fields left out. This is much faster than sigs.k8s.io/yaml, and the
 // output reads back with it into equal objects.
 func (o *Objects) WriteYAML(w io.Writer) error {
-	objs := make([]any, 0, len(o.Namespaces)+len(o.Pods)+len(o.Policies))
-	for _, x := range o.Namespaces {
-		objs = append(objs, x)
-	}
-	for _, x := range o.Pods {
-		objs = append(objs, x)
-	}
-	for _, x := range o.Policies {
-		objs = append(objs, x)
-	}
+	objs := make([]any, 0, len(o.Namespaces)+len(o.Nodes)+len(o.Pods)+len(o.Policies)+len(o.ClusterPolicies))
+	objs = appendAll(objs, o.Namespaces)
+	objs = appendAll(objs, o.Nodes)
+	objs = appendAll(objs, o.Pods)
+	objs = appendAll(objs, o.Policies)
+	objs = appendAll(objs, o.ClusterPolicies)
 	bw := bufio.NewWriterSize(w, 1<<18)
 	if err := writeDocs(bw, objs); err != nil {
 		return err
 	}
 	return bw.Flush()
+}
+
+// appendAll appends the elements of xs to objs.
+func appendAll[T any](objs []any, xs []T) []any {
+	for _, x := range xs {
+		objs = append(objs, x)
+	}
+	return objs
 }
 
 // chunkSize is the number of objects a worker converts at a time.
