@@ -527,16 +527,19 @@ func (d *decider) appendDecided(out []iprange.Span, lo, hi iprange.Key, cover []
 func (d *decider) overlayPorts(spans []tierSpan, anyPieces []piece) []iprange.Span {
 	var out []iprange.Span
 	var cover []int32
+	j := 0 // both lists are sorted: walk them together
 	for _, pp := range elementary(spans) {
 		// The first all-protocols piece ending at or after pp.from.
-		j, _ := slices.BinarySearchFunc(anyPieces, pp.from, func(a piece, k iprange.Key) int { return a.to.Compare(k) })
+		for j < len(anyPieces) && anyPieces[j].to.Compare(pp.from) < 0 {
+			j++
+		}
 		lo := pp.from
-		for lo.Compare(pp.to) <= 0 {
-			if j >= len(anyPieces) || anyPieces[j].from.Compare(pp.to) > 0 {
+		for k := j; lo.Compare(pp.to) <= 0; {
+			if k >= len(anyPieces) || anyPieces[k].from.Compare(pp.to) > 0 {
 				out = d.appendDecided(out, lo, pp.to, pp.cover, true)
 				break
 			}
-			a := &anyPieces[j]
+			a := &anyPieces[k]
 			if lo.Compare(a.from) < 0 {
 				// A gap before the next all-protocols piece.
 				out = d.appendDecided(out, lo, a.from.Prev(), pp.cover, true)
@@ -552,7 +555,7 @@ func (d *decider) overlayPorts(spans []tierSpan, anyPieces []piece) []iprange.Sp
 				break
 			}
 			lo = hi.Next()
-			j++
+			k++
 		}
 	}
 	return out

@@ -158,8 +158,11 @@ func (e *Experiment) Run(ctx context.Context) (_ []*ConfigResult, err error) {
 	scenarios = append(scenarios, e.Extra...)
 	for _, s := range scenarios {
 		name := fmt.Sprintf("policies=%d", s.Policies)
-		if s.RemotePods != e.RemotePods || s.Selecting != 0 || s.DenyClient {
+		switch {
+		case s.RemotePods != e.RemotePods || s.Selecting != 0 || s.DenyClient:
 			name = strings.ReplaceAll(s.String(), " ", ",")
+		case s.ClusterPolicies > 0:
+			name += fmt.Sprintf(",cluster-policies=%d", s.ClusterPolicies)
 		}
 		m, dt, err := RenderScenario(s)
 		if err != nil {
