@@ -127,7 +127,7 @@ var goldenCases = []struct {
 	{"matrix-tiers", "", []string{"matrix", "-f", "testdata/tiers.yaml", "--ports", "TCP/8080,TCP/9100,TCP/5432"}, 0},
 	{"check-guardrails-admin-accept", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "team-a/checkout-0", "--to", "payments/payments-api-0", "--port", "TCP/https"}, 0},
 	{"check-guardrails-pass-to-np", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "team-b/client-0", "--to", "team-a/web-0", "--port", "TCP/80"}, 0},
-	{"check-guardrails-baseline-json", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "team-a/web-0", "--to", "team-b/report-0", "--port", "TCP/8080", "-o", "json"}, 1},
+	{"check-guardrails-baseline-json", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "team-a/web-0", "--to", "monitoring/prometheus-0", "--port", "TCP/9090", "-o", "json"}, 1},
 	{"check-guardrails-default", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "monitoring/prometheus-0", "--to", "kube-system/coredns-0", "--port", "UDP/53"}, 0},
 	{"check-guardrails-node", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "monitoring/prometheus-0", "--to", "monitoring/node-exporter-node-1", "--port", "TCP/22"}, 1},
 	{"check-guardrails-metadata", "", []string{"check", "-f", ex("cluster-guardrails"), "--from", "payments/payments-api-0", "--to", "169.254.169.254", "--port", "TCP/80"}, 1},

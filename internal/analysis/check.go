@@ -120,8 +120,8 @@ type SideResult struct {
 	// policies.
 
 	// Layer is what decided: Admin, NetworkPolicy, Baseline or Default
-	// (empty for an endpoint not subject to policy or a pod holding a
-	// shared address).
+	// (empty for an endpoint not subject to policy, a pod holding a
+	// shared address, and ingress from the pod's own node).
 	Layer string `json:"layer,omitempty"`
 	// DecidedBy is the cluster policy rule that decided (Admin or
 	// Baseline; a Baseline Pass leads to the default).

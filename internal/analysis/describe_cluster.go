@@ -102,7 +102,7 @@ func DescribeClusterPolicy(w io.Writer, set *policy.Set, p *policy.ClusterPolicy
 			fmt.Fprintf(w, "    %s\n", TierRuleWords(set, p, &rules[i], d))
 		}
 		if d == policy.Ingress {
-			fmt.Fprintf(w, "    Ingress peers are pods only: no rule matches nodes, host-network pods or sources outside the cluster; their traffic goes on to NetworkPolicy and the default\n")
+			fmt.Fprintf(w, "    Ingress peers are pods only: no rule matches nodes, host-network pods or sources outside the cluster; their traffic goes on to NetworkPolicy and the default (but a pod's own node: always allowed, before any tier)\n")
 		}
 	}
 	var group *policy.PriorityGroup

@@ -59,6 +59,10 @@ type evaluator struct {
 	// ports.
 	conflicted []bool
 	addrs      []addrs
+	// ownNode[c], when set, is the host-network source classes on class
+	// c's own node (policy.Set.FromOwnNode): allowed at ingress before
+	// any policy. It is nil when no class has such sources.
+	ownNode []bitset
 	// tiers is set when the policy set has cluster-scoped policies.
 	tiers *tierState
 }
@@ -95,6 +99,7 @@ func newEvaluator(set *policy.Set, classes []*class) *evaluator {
 			ev.nsIndex[c.rep.Namespace] = append(ev.nsIndex[c.rep.Namespace], i)
 		}
 	}
+	ev.ownNode = ownNodeSets(set, classes, ev.addrs)
 	for name := range set.Cluster.Namespaces {
 		ev.nsNames = append(ev.nsNames, name)
 	}
@@ -109,6 +114,48 @@ func newEvaluator(set *policy.Set, classes []*class) *evaluator {
 		ev.tiers = newTierState(ev)
 	}
 	return ev
+}
+
+// ownNodeSets returns, per pod-network class, the host-network classes
+// on its own node (policy.Set.FromOwnNode, judged on the source address a
+// destination of the class sees: of its primary address's family), or
+// nil when there are none at all.
+func ownNodeSets(set *policy.Set, classes []*class, as []addrs) []bitset {
+	var hosts []int
+	for i, c := range classes {
+		if c.rep.HostNetwork {
+			hosts = append(hosts, i)
+		}
+	}
+	if len(hosts) == 0 {
+		return nil
+	}
+	var out []bitset
+	for d, c := range classes {
+		if c.rep.HostNetwork || c.rep.NodeName == "" {
+			continue
+		}
+		v := variantFor(c.rep.IPs[0])
+		for _, s := range hosts {
+			if _, ok := set.FromOwnNode(policy.Endpoint{Pod: classes[s].rep, IP: as[s][v]}, c.rep); !ok {
+				continue
+			}
+			if out == nil {
+				out = make([]bitset, len(classes))
+			}
+			if out[d] == nil {
+				out[d] = newBitset(len(classes))
+			}
+			out[d].set(s)
+		}
+	}
+	return out
+}
+
+// fromOwnNode reports whether peer class peer is the own node of class c
+// in dir: only at ingress, where it is allowed before any policy.
+func (ev *evaluator) fromOwnNode(dir policy.Direction, c, peer int) bool {
+	return dir == policy.Ingress && ev.ownNode != nil && ev.ownNode[c] != nil && ev.ownNode[c].has(peer)
 }
 
 // sideSets returns, for every class, the classes it may talk to in dir on
@@ -157,6 +204,15 @@ func (ev *evaluator) sideSets(dir policy.Direction, port Port) []bitset {
 			// passed.
 			out[c].andNot(admin.deny)
 			out[c].or(admin.acc)
+		}
+	}
+	if dir == policy.Ingress {
+		// A pod's own node reaches it whatever the policies say, a pod
+		// holding a conflicted address included.
+		for c, own := range ev.ownNode {
+			if own != nil {
+				out[c].or(own)
+			}
 		}
 	}
 	return out

@@ -82,6 +82,8 @@ func (x *explainer) row(ev *evaluator, dir policy.Direction, c int) []uint32 {
 	}
 	for d := range out {
 		switch {
+		case ev.fromOwnNode(dir, c, d):
+			// Allowed before any policy: no layer decided.
 		case admin != nil && admin[d] != nil && admin[d].rule.Action != policy.Pass:
 			out[d] = codeAdmin | (x.id(*admin[d], dir)+1)<<3
 		case isolated:

@@ -18,7 +18,8 @@ import (
 // "warnings" (m.Warnings). When the cluster has cluster-scoped policies,
 // each result of two different pods also says what decided each
 // direction: "egressTier" and "ingressTier" (Admin, NetworkPolicy,
-// Baseline or Default; absent for a direction not subject to policy) and,
+// Baseline or Default; absent for a direction not subject to policy and
+// for ingress from the destination's own node, always allowed) and,
 // when a cluster policy rule decided, "egressRule" and "ingressRule"
 // ("cnp/NAME spec.egress[0]"); see Matrix.Explain. It streams; results
 // are ordered by port, then source, then destination.

@@ -155,9 +155,11 @@ type Options struct {
 // ComputeMatrix evaluates the policy set over every pair of active pods.
 // Pods that share namespace, the labels and named ports some policy looks
 // at, the set of ipBlocks and cluster policy networks their addresses fall
-// in, the node selectors matching the nodes that have their addresses, and
-// whether they hold a conflicted address (cluster.AddressConflict) behave
-// alike, so it evaluates classes of pods, not pairs.
+// in, the node selectors matching the nodes that have their addresses,
+// whether they hold a conflicted address (cluster.AddressConflict) and,
+// when host-network pods are among them, their node (ingress from a pod's
+// own node is always allowed: policy.Set.FromOwnNode) behave alike, so it
+// evaluates classes of pods, not pairs.
 func ComputeMatrix(ctx context.Context, set *policy.Set, opts Options) (*Matrix, error) {
 	m := &Matrix{Ports: opts.Ports}
 	if len(m.Ports) == 0 {
@@ -217,6 +219,7 @@ func ComputeMatrix(ctx context.Context, set *policy.Set, opts Options) (*Matrix,
 func classify(set *policy.Set, pods []*cluster.Pod, cells *cellIndex) ([]*class, []int32) {
 	rel := newRelevance(set)
 	trel := newTierRelevance(set)
+	homes := nodeHomes(set.Cluster, pods)
 	byKey := map[string]int32{}
 	var classes []*class
 	classOf := make([]int32, len(pods))
@@ -225,6 +228,7 @@ func classify(set *policy.Set, pods []*cluster.Pod, cells *cellIndex) ([]*class,
 		key.Reset()
 		classKey(&key, p, rel, cells, set.Cluster.Conflicted(p))
 		trel.writeKey(&key, p)
+		homes.writeKey(&key, set.Cluster, p)
 		c, ok := byKey[key.String()]
 		if !ok {
 			c = int32(len(classes))
@@ -503,5 +507,58 @@ func classKey(b *strings.Builder, p *cluster.Pod, rel *relevance, cells *cellInd
 	}
 	if conflicted {
 		b.WriteString("\x00conflict")
+	}
+}
+
+// homes are the nodes host-network pods belong to, by NodeName or by an
+// address a Node object has (policy.Set.FromOwnNode): the nodes whose pods
+// host-network sources reach whatever the policies say. Pods on other
+// nodes, and every pod when no host-network pod is among the pods, are
+// not split by node.
+type homes map[string]bool
+
+func nodeHomes(c *cluster.Cluster, pods []*cluster.Pod) homes {
+	var h homes
+	for _, p := range pods {
+		if !p.HostNetwork {
+			continue
+		}
+		if h == nil {
+			h = homes{}
+		}
+		if p.NodeName != "" {
+			h[p.NodeName] = true
+		}
+		for _, ip := range p.IPs {
+			for _, n := range c.NodesWithAddr(ip) {
+				h[n.Name] = true
+			}
+		}
+	}
+	return h
+}
+
+// writeKey adds to a class key the node of a pod-network pod when some
+// host-network pod belongs to it, and for a host-network pod its node and,
+// per address, the nodes that have it.
+func (h homes) writeKey(b *strings.Builder, c *cluster.Cluster, p *cluster.Pod) {
+	if len(h) == 0 {
+		return
+	}
+	if !p.HostNetwork {
+		if h[p.NodeName] {
+			b.WriteString("\x00node=")
+			b.WriteString(p.NodeName)
+		}
+		return
+	}
+	b.WriteString("\x00node=")
+	b.WriteString(p.NodeName)
+	for _, ip := range p.IPs {
+		b.WriteByte(0)
+		for _, n := range c.NodesWithAddr(ip) {
+			b.WriteString(n.Name)
+			b.WriteByte(',')
+		}
 	}
 }

@@ -442,9 +442,14 @@ func TestMatrixMatchesEvaluate(t *testing.T) {
 	t.Parallel()
 	const runs = 600
 	rejected, hostNet, dual, inactive, isolatedPairs, deniedCells, conflicted := 0, 0, 0, 0, 0, 0, 0
+	var own ownNodeCells
 	for seed := uint64(0); seed < runs; seed++ {
 		g := gen{r: rand.New(rand.NewPCG(seed, 0x5eed)), mode: int(seed % 3)}
 		c := g.cluster()
+		if seed%2 == 1 {
+			// Pods on several nodes, Node objects with addresses.
+			c = varyNodes(rand.New(rand.NewPCG(seed, 0x40de)), c)
+		}
 		set := policy.NewSet(c)
 		rejected += len(set.Rejected)
 		var opts analysis.Options
@@ -539,6 +544,7 @@ func TestMatrixMatchesEvaluate(t *testing.T) {
 					if v.Egress.Isolated() || v.Ingress.Isolated() {
 						isolatedPairs++
 					}
+					own.add(set, from, to, v)
 				}
 			}
 			want := analysis.PortSummary{Port: port, Allowed: allowedCount, Denied: int64(n*n) - allowedCount}
@@ -553,6 +559,7 @@ func TestMatrixMatchesEvaluate(t *testing.T) {
 	if hostNet == 0 || dual == 0 || inactive == 0 || conflicted == 0 || isolatedPairs == 0 || deniedCells == 0 {
 		t.Errorf("generator covers too little")
 	}
+	own.check(t)
 	if rejected > runs/10 {
 		t.Errorf("%d random policies rejected: the generator makes invalid policies", rejected)
 	}

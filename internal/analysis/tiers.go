@@ -497,8 +497,9 @@ func (ev *evaluator) firstMatch(p *policy.ClusterPolicy, dir policy.Direction, c
 // Decision says what decided one direction of a matrix cell.
 type Decision struct {
 	// Layer is Admin, NetworkPolicy, Baseline or Default; empty for an
-	// endpoint not subject to policy (a host-network pod) and for a pod
-	// holding a conflicted address (denied whatever policies say).
+	// endpoint not subject to policy (a host-network pod), for a pod
+	// holding a conflicted address (denied whatever policies say) and for
+	// ingress from the pod's own node (allowed whatever policies say).
 	Layer policy.Layer
 	// Rule names the cluster policy rule that decided ("cnp/NAME
 	// spec.egress[0]"), when one did: in the Admin or Baseline tier, or a
@@ -510,7 +511,7 @@ type Decision struct {
 // at the current port.
 func (ev *evaluator) decide(dir policy.Direction, c, peer int) Decision {
 	rep := ev.classes[c].rep
-	if rep.HostNetwork || ev.conflicted[c] {
+	if rep.HostNetwork || ev.conflicted[c] || ev.fromOwnNode(dir, c, peer) {
 		return Decision{}
 	}
 	if h, ok := ev.tierMatch(policy.AdminTier, dir, c, peer); ok && h.rule.Action != policy.Pass {

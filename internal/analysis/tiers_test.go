@@ -148,10 +148,15 @@ func TestTierMatrixMatchesEvaluate(t *testing.T) {
 	extra := []analysis.Port{{Protocol: "TCP", Port: 79}, {Protocol: "SCTP", Port: 8999}, {Protocol: "UDP", Port: 5353}, {Protocol: "TCP", Port: 8100}, {Protocol: "TCP", Port: 53}}
 	layers := map[string]int{}
 	var policies, rejected, ties, passed, hostCells, conflicted, cells int
+	var own ownNodeCells
 	for seed := uint64(0); seed < runs; seed++ {
 		r := rand.New(rand.NewPCG(seed, 0x71e5))
 		c := randcluster.New(r, int(seed), randcluster.Options{ClusterPolicies: true})
 		c = mutateTierCluster(r, c)
+		if seed%2 == 1 {
+			// Pods on several nodes.
+			c = varyNodes(rand.New(rand.NewPCG(seed, 0x40de)), c)
+		}
 		set := policy.NewSet(c)
 		rejected += len(set.Rejected)
 		policies += len(set.ClusterPolicies)
@@ -213,6 +218,7 @@ func TestTierMatrixMatchesEvaluate(t *testing.T) {
 					if from.HostNetwork || to.HostNetwork {
 						hostCells++
 					}
+					own.add(set, from, to, v)
 					if c.Conflicted(from) || c.Conflicted(to) {
 						conflicted++
 					}
@@ -238,6 +244,7 @@ func TestTierMatrixMatchesEvaluate(t *testing.T) {
 	if passed == 0 || ties == 0 || hostCells == 0 || conflicted == 0 {
 		t.Errorf("generator covers too little: %d passed, %d ties, %d host-network cells, %d conflicted", passed, ties, hostCells, conflicted)
 	}
+	own.check(t)
 	if rejected > runs/10 {
 		t.Errorf("%d random cluster policies rejected", rejected)
 	}
@@ -260,14 +267,20 @@ func guardrails(t testing.TB) *policy.Set {
 	exporter := pod("monitoring/node-exporter", "172.18.0.2", "app", "node-exporter")
 	exporter.HostNetwork = true
 	exporter.Ports = []cluster.ContainerPort{{Name: "metrics", Protocol: corev1.ProtocolTCP, Port: 9100}}
+	// The node exporter of another node.
+	exporter2 := pod("monitoring/node-exporter-2", "172.18.0.3", "app", "node-exporter")
+	exporter2.HostNetwork, exporter2.NodeName, exporter2.Ports = true, "node-2", exporter.Ports
 	c := cluster.NewWith(cluster.Parts{
 		Namespaces: []*cluster.Namespace{ns("payments", "security", "restricted"), ns("team-a", "tenant", "a"), ns("team-b", "tenant", "b"), ns("monitoring")},
-		Pods: []*cluster.Pod{api, exporter,
+		Pods: []*cluster.Pod{api, exporter, exporter2,
 			pod("team-a/checkout", "10.244.0.20", "app", "checkout"),
 			pod("team-b/client", "10.244.0.30", "app", "client"),
 			pod("monitoring/prometheus", "10.244.0.40", "app", "prometheus"),
 		},
-		Nodes: []*cluster.Node{{Name: "node-1", Labels: lset("role", "worker"), Addrs: []netip.Addr{netip.MustParseAddr("172.18.0.2")}}},
+		Nodes: []*cluster.Node{
+			{Name: "node-1", Labels: lset("role", "worker"), Addrs: []netip.Addr{netip.MustParseAddr("172.18.0.2")}},
+			{Name: "node-2", Labels: lset("role", "worker"), Addrs: []netip.Addr{netip.MustParseAddr("172.18.0.3")}},
+		},
 		ClusterPolicies: []*cluster.ClusterPolicy{
 			cnpOf("protect-payments", v1beta1.AdminTier, 10, v1beta1.ClusterNetworkPolicySpec{
 				Subject: v1beta1.ClusterNetworkPolicySubject{Namespaces: selOf("security", "restricted")},
@@ -363,8 +376,14 @@ func TestTierMatrixGuardrails(t *testing.T) {
 		{"monitoring/prometheus", "monitoring/node-exporter", 9100}: "true eg=Admin|cnp/monitoring-to-nodes spec.egress[0] in=|",
 		{"monitoring/prometheus", "monitoring/node-exporter", 22}:   "false eg=Admin|cnp/monitoring-to-nodes spec.egress[1] in=|",
 		// No ingress peer matches a host-network source (D6): the
-		// API's Deny from namespaces {} does not apply to it.
-		{"monitoring/node-exporter", "payments/api", 22}: "true eg=| in=Default|",
+		// API's Deny from namespaces {} does not apply to the exporter
+		// of another node.
+		{"monitoring/node-exporter-2", "payments/api", 22}: "true eg=| in=Default|",
+		// The exporter of the API's own node is the node: its traffic
+		// is always allowed, before any tier, and no layer decides.
+		{"monitoring/node-exporter", "payments/api", 22}:               "true eg=| in=|",
+		{"monitoring/node-exporter", "team-b/client", 22}:              "true eg=| in=|",
+		{"monitoring/node-exporter-2", "monitoring/node-exporter", 22}: "true eg=| in=|",
 		// team-b has no baseline; the payments API denies it.
 		{"team-b/client", "payments/api", 22}:    "false eg=Default| in=Admin|cnp/protect-payments spec.ingress[2]",
 		{"team-b/client", "team-a/checkout", 22}: "true eg=Default| in=Default|",

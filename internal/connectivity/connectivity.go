@@ -8,10 +8,14 @@
 // IPv6), and expects what policy.Set.Evaluate decides for that flow, as
 // the dataplane sees it (Set.AddrFlow): NetworkPolicy and the tiers of
 // cluster-scoped policy. Host-network pods run in the testbed's node
-// namespace, so traffic to them (the node's addresses) is probed; traffic
-// from them is not: the node's own traffic leaves through its output
-// hook, which netfence does not filter, as a pod cannot block its own
-// node. SCTP is probed with raw INIT packets (see package testbed).
+// namespace, so traffic to them (the node's addresses) is probed, and so
+// is traffic from them, the node's own traffic (it leaves through the
+// output hook, which netfence does not filter: ingress from a pod's own
+// node is always allowed, policy.Set.FromOwnNode), to the pods the model
+// puts on their node. The testbed is one node: traffic from a
+// host-network pod to a pod the model puts on another node (or on none)
+// is not probed. SCTP is probed with raw INIT packets (see package
+// testbed).
 package connectivity
 
 import (
@@ -187,8 +191,9 @@ func Probe(ctx context.Context, bed *testbed.Bed, m *analysis.Matrix, parallel i
 	return rep
 }
 
-// fromHostWords says why Run does not probe from host-network pods.
-const fromHostWords = "from a host-network pod: the node's own traffic leaves through its output hook, which netfence does not filter (a pod cannot block its own node)"
+// fromOtherNodeWords says why Run does not probe from a host-network pod
+// to a pod of another node.
+const fromOtherNodeWords = "unprobed: from a host-network pod to a pod the cluster puts on another node (or on none); the testbed is one node"
 
 // ProbeSet probes every ordered pair of the active pods of set's cluster
 // on every port, to each address of the destination whose family the
@@ -226,10 +231,16 @@ func ProbeSet(ctx context.Context, bed *testbed.Bed, set *policy.Set, ports []an
 					}
 					spec := testbed.ProbeSpec{From: from, To: dst, Protocol: port.Protocol, Port: port.Port}
 					_, inBed := bed.PodNamespace(to.Key())
+					_, fromBed := bed.PodNamespace(from.Key())
 					switch why, skip := skipped[to.Key()]; {
 					case from == to:
-					case from.HostNetwork:
-						r.Reason = fromHostWords
+					case from.HostNetwork && !fromBed:
+						r.Reason = "unprobed: source " + from.Key() + " is not in the testbed"
+						if why, ok := skipped[from.Key()]; ok {
+							r.Reason = "unprobed: source " + why
+						}
+					case from.HostNetwork && !fromOwnNode(set, from, src, to):
+						r.Reason = fromOtherNodeWords
 					case skip:
 						r.Reason = why
 					case !inBed:
@@ -266,6 +277,14 @@ func ProbeSet(ctx context.Context, bed *testbed.Bed, set *policy.Set, ports []an
 	}
 	rep.Probes = len(specs)
 	return rep
+}
+
+// fromOwnNode reports whether the cluster puts host-network pod from,
+// sending from src, on to's node: the testbed, one node, can then
+// reproduce the flow.
+func fromOwnNode(set *policy.Set, from *cluster.Pod, src netip.Addr, to *cluster.Pod) bool {
+	_, ok := set.FromOwnNode(policy.Endpoint{Pod: from, IP: src}, to)
+	return ok
 }
 
 // record fills a probed result with the probe's outcome.

@@ -44,7 +44,11 @@ type diffStats struct {
 	byFamily                              [2]int
 	byProto                               map[string]int
 	toHost, toHostAllowed                 int
-	fromHost                              int
+	// fromHost counts probes from the host-network pod, fromHostIsolated
+	// those to a pod isolated for ingress (allowed only because the
+	// source is the pod's own node), fromOtherNode the flows from it not
+	// probed because the cluster puts the destination on another node.
+	fromHost, fromHostAllowed, fromHostIsolated, fromOtherNode int
 }
 
 // TestDifferential is the proof that the analyzer and the dataplane are one
@@ -55,9 +59,11 @@ type diffStats struct {
 // this test has always run); the others cluster policies of both tiers
 // too, with Pass, equal priorities, networks over pod addresses and node
 // peers, and a host-network pod serving on the node's address, probed in
-// the testbed's node namespace (traffic to it crosses the input hook). For
-// the NetworkPolicy-only clusters the analyzer's matrix must agree with
-// Set.Evaluate as well.
+// the testbed's node namespace (traffic to it crosses the input hook;
+// its own traffic to the pods of its node, the output hook, is probed
+// too, and every third cluster puts a pod on another node, whose traffic
+// from the host-network pod the testbed cannot reproduce). The
+// analyzer's matrix must agree with Set.Evaluate as well.
 func TestDifferential(t *testing.T) {
 	needRoot(t)
 	for _, phase := range []struct {
@@ -68,7 +74,7 @@ func TestDifferential(t *testing.T) {
 		check func(t *testing.T, i int, set *policy.Set, rep *Report)
 	}{
 		{"NetworkPolicy", *clusters, randcluster.Options{}, [2]uint64{2026, 11}, checkMatrix},
-		{"cluster policies", *tierClusters, randcluster.Options{ClusterPolicies: true}, [2]uint64{2026, 12}, nil},
+		{"cluster policies", *tierClusters, randcluster.Options{ClusterPolicies: true}, [2]uint64{2026, 12}, checkMatrix},
 	} {
 		t.Run(phase.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(phase.seed[0], phase.seed[1]))
@@ -80,6 +86,9 @@ func TestDifferential(t *testing.T) {
 			i := 0
 			for ; i < phase.n || phase.opts.ClusterPolicies && tiered < phase.n; i++ {
 				c := randcluster.New(r, i, phase.opts)
+				if phase.opts.ClusterPolicies && i%3 == 2 {
+					c = onOtherNode(c)
+				}
 				set := policy.NewSet(c)
 				if len(set.Rejected) > 0 {
 					t.Fatalf("cluster %d: rejected %v", i, set.Rejected)
@@ -99,7 +108,7 @@ func TestDifferential(t *testing.T) {
 				if err != nil {
 					t.Fatalf("cluster %d: %v", i, err)
 				}
-				st.add(c, rep)
+				st.add(set, rep)
 				for _, res := range rep.Results {
 					if res.Probed && res.Outcome == "error" {
 						t.Errorf("cluster %d: %s -> %s %s/%d: probe error: %s", i, res.From, res.To, res.Protocol, res.Port, res.Reason)
@@ -118,9 +127,9 @@ func TestDifferential(t *testing.T) {
 					t.FailNow()
 				}
 			}
-			t.Logf("%d clusters (%d with cluster policies): %d probes (IPv4 %d, IPv6 %d; %v), %d allowed; %d to the host-network pod (%d allowed), %d from it not probed; %d mismatches in %s",
-				i, tiered, st.probes, st.byFamily[0], st.byFamily[1], st.byProto, st.allowed, st.toHost, st.toHostAllowed, st.fromHost, st.mismatches,
-				time.Since(start).Round(time.Millisecond))
+			t.Logf("%d clusters (%d with cluster policies): %d probes (IPv4 %d, IPv6 %d; %v), %d allowed; %d to the host-network pod (%d allowed); %d from it to pods of its node (%d allowed, %d to pods isolated for ingress), %d to pods of another node not probed; %d mismatches in %s",
+				i, tiered, st.probes, st.byFamily[0], st.byFamily[1], st.byProto, st.allowed, st.toHost, st.toHostAllowed,
+				st.fromHost, st.fromHostAllowed, st.fromHostIsolated, st.fromOtherNode, st.mismatches, time.Since(start).Round(time.Millisecond))
 			if phase.n >= 20 {
 				// The test must be able to tell: denied and allowed
 				// flows of every kind.
@@ -130,20 +139,35 @@ func TestDifferential(t *testing.T) {
 				if phase.opts.ClusterPolicies && (tiered == 0 || st.toHost == 0 || st.toHostAllowed == 0 || st.toHostAllowed == st.toHost) {
 					t.Errorf("cluster policies or the host-network pod are not exercised: %d clusters with cluster policies, %d probes to the host (%d allowed)", tiered, st.toHost, st.toHostAllowed)
 				}
+				// The node's own traffic: to pods that policy would
+				// deny, and pods of other nodes left out.
+				if phase.opts.ClusterPolicies && (st.fromHost == 0 || st.fromHostIsolated == 0 || st.fromOtherNode == 0) {
+					t.Errorf("traffic from the host-network pod is not exercised: %d probes (%d to pods isolated for ingress), %d to other nodes", st.fromHost, st.fromHostIsolated, st.fromOtherNode)
+				}
 			}
 		})
 	}
 }
 
-func (st *diffStats) add(c *cluster.Cluster, rep *Report) {
+func (st *diffStats) add(set *policy.Set, rep *Report) {
+	c := set.Cluster
 	st.clusters++
 	st.mismatches += rep.Mismatches
 	for _, res := range rep.Results {
-		if res.Reason == fromHostWords {
-			st.fromHost++
+		if res.Reason == fromOtherNodeWords {
+			st.fromOtherNode++
 		}
 		if !res.Probed {
 			continue
+		}
+		if p := c.Pod(res.From); p != nil && p.HostNetwork {
+			st.fromHost++
+			if res.Allowed {
+				st.fromHostAllowed++
+			}
+			if to := c.Pod(res.To); to != nil && (len(set.Isolating(to, policy.Ingress)) > 0 || c.Conflicted(to)) {
+				st.fromHostIsolated++
+			}
 		}
 		st.probes++
 		if res.Allowed {
@@ -164,9 +188,27 @@ func (st *diffStats) add(c *cluster.Cluster, rep *Report) {
 	}
 }
 
+// onOtherNode moves the last pod-network pod to node-2: the host-network
+// pod's traffic to it is then another node's, which the testbed (one
+// node) does not reproduce.
+func onOtherNode(c *cluster.Cluster) *cluster.Cluster {
+	parts := cluster.Parts{Policies: c.Policies, ClusterPolicies: c.ClusterPolicies, Nodes: c.Nodes}
+	for _, ns := range c.Namespaces {
+		parts.Namespaces = append(parts.Namespaces, ns)
+	}
+	moved := false
+	for i := len(c.Pods) - 1; i >= 0; i-- {
+		p := *c.Pods[i]
+		if !p.HostNetwork && !moved {
+			p.NodeName, moved = "node-2", true
+		}
+		parts.Pods = append(parts.Pods, &p)
+	}
+	return cluster.NewWith(parts)
+}
+
 // checkMatrix holds the analyzer's matrix to Set.Evaluate on the pairs
-// at the destinations' primary addresses (the matrix evaluates
-// NetworkPolicy only).
+// at the destinations' primary addresses.
 func checkMatrix(t *testing.T, i int, set *policy.Set, rep *Report) {
 	t.Helper()
 	m, err := analysis.ComputeMatrix(context.Background(), set, analysis.Options{Ports: diffPorts})

@@ -105,6 +105,9 @@ func TestModelMatchesEvaluate(t *testing.T) {
 				if src.Is4() != dst.Is4() || src == dst || (sp != nil && sp == dp) || (sp == nil && dp == nil) {
 					continue
 				}
+				if _, own := s.FromOwnNode(policy.Endpoint{Pod: sp, IP: src}, dp); own {
+					continue // from the destination's own node: output hook
+				}
 				h := hookForward
 				if dp != nil && dp.HostNetwork {
 					h = hookInput
@@ -660,21 +663,7 @@ func TestOnlyWidens(t *testing.T) {
 	// Named changes of the guardrails cluster.
 	base := guardrailsCluster()
 	edit := func(name string, f func(p *cluster.ClusterPolicy)) *cluster.Cluster {
-		var cps []*cluster.ClusterPolicy
-		for _, p := range base.ClusterPolicies {
-			if p.Name == name {
-				cp := *p
-				cp.Spec = *p.Spec.DeepCopy()
-				f(&cp)
-				p = &cp
-			}
-			cps = append(cps, p)
-		}
-		var nss []*cluster.Namespace
-		for _, ns := range base.Namespaces {
-			nss = append(nss, ns)
-		}
-		return cluster.NewWith(cluster.Parts{Namespaces: nss, Pods: base.Pods, Policies: base.Policies, ClusterPolicies: cps, Nodes: base.Nodes})
+		return editClusterPolicy(base, name, f, nil)
 	}
 	opts := Options{Node: "node-1"}
 	from := render(base, opts)
@@ -727,6 +716,30 @@ func TestOnlyWidens(t *testing.T) {
 	}
 }
 
+// editClusterPolicy returns a copy of c where edit changed (a copy of)
+// the cluster policy name, if any, and where the nodes are nodes unless
+// that is nil.
+func editClusterPolicy(c *cluster.Cluster, name string, edit func(p *cluster.ClusterPolicy), nodes []*cluster.Node) *cluster.Cluster {
+	var cps []*cluster.ClusterPolicy
+	for _, p := range c.ClusterPolicies {
+		if p.Name == name {
+			cp := *p
+			cp.Spec = *p.Spec.DeepCopy()
+			edit(&cp)
+			p = &cp
+		}
+		cps = append(cps, p)
+	}
+	var nss []*cluster.Namespace
+	for _, ns := range c.Namespaces {
+		nss = append(nss, ns)
+	}
+	if nodes == nil {
+		nodes = c.Nodes
+	}
+	return cluster.NewWith(cluster.Parts{Namespaces: nss, Pods: c.Pods, Policies: c.Policies, ClusterPolicies: cps, Nodes: nodes})
+}
+
 // TestRendererFollowsTierChanges checks that a change of a cluster policy
 // or a node re-renders only what it can affect: the tier decisions of the
 // pods the policy selects, or of the pods whose policies have node peers;
@@ -734,24 +747,7 @@ func TestOnlyWidens(t *testing.T) {
 func TestRendererFollowsTierChanges(t *testing.T) {
 	base := guardrailsCluster()
 	with := func(edit func(p *cluster.ClusterPolicy), name string, nodes []*cluster.Node) *cluster.Cluster {
-		var cps []*cluster.ClusterPolicy
-		for _, p := range base.ClusterPolicies {
-			if p.Name == name {
-				cp := *p
-				cp.Spec = *p.Spec.DeepCopy()
-				edit(&cp)
-				p = &cp
-			}
-			cps = append(cps, p)
-		}
-		var nss []*cluster.Namespace
-		for _, ns := range base.Namespaces {
-			nss = append(nss, ns)
-		}
-		if nodes == nil {
-			nodes = base.Nodes
-		}
-		return cluster.NewWith(cluster.Parts{Namespaces: nss, Pods: base.Pods, Policies: base.Policies, ClusterPolicies: cps, Nodes: nodes})
+		return editClusterPolicy(base, name, edit, nodes)
 	}
 	for _, tc := range []struct {
 		name string

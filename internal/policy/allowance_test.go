@@ -343,6 +343,9 @@ func TestResolveMatchesEvaluate(t *testing.T) {
 					if peer.Pod == subject {
 						continue // a pod talking to itself never reaches the dataplane
 					}
+					if _, own := s.FromOwnNode(peer, subject); own && dir == Ingress {
+						continue // nor does its own node's traffic (the output hook)
+					}
 					self := Endpoint{Pod: subject, IP: subject.IPFor(ip)}
 					for _, proto := range protos {
 						for _, port := range sample {

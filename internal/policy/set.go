@@ -361,7 +361,8 @@ type Side struct {
 	AllowedBy []RuleMatch
 	// Layer is what decided: a tier of cluster policy, NetworkPolicy or
 	// the default (allow). It is empty for an endpoint that is not subject
-	// to policy and for a pod holding a conflicted address.
+	// to policy, for a pod holding a conflicted address and for ingress
+	// from the pod's own node (see Set.FromOwnNode).
 	Layer Layer
 	// DecidedBy is the cluster policy rule that decided, when Layer is
 	// Admin or Baseline (and Pass in Baseline, which leads to the
@@ -397,7 +398,10 @@ type Verdict struct {
 // allowed (the dataplane is stateful), so only the initiating direction is
 // evaluated. A pod holding a conflicted address (see
 // cluster.AddressConflict) is denied in both directions, matches no pod
-// peer and has no named ports; only ipBlocks see it, by address.
+// peer and has no named ports; only ipBlocks see it, by address. Ingress
+// from the destination's own node (Set.FromOwnNode) is allowed before
+// any tier or NetworkPolicy, conflicted address or not: Kubernetes always
+// allows it, and the node's own traffic is never filtered.
 func (s *Set) Evaluate(f Flow) Verdict {
 	if f.From.Pod != nil && f.From.Pod == f.To.Pod {
 		v := Verdict{Allowed: true, Reason: "traffic from a pod to itself never leaves the pod; NetworkPolicy does not apply"}
@@ -436,6 +440,13 @@ func (s *Set) side(dir Direction, subject *cluster.Pod, peer Endpoint, f Flow) S
 		return side
 	}
 	side.Subject = true
+	if dir == Ingress {
+		if node, ok := s.FromOwnNode(peer, subject); ok {
+			side.Allowed = true
+			side.Reason = fmt.Sprintf("from its own node (%s): always allowed; policy does not apply to traffic the node originates", node)
+			return side
+		}
+	}
 	side.Isolating = s.Isolating(subject, dir)
 	if conf, ok := s.Cluster.Conflict(subject); ok {
 		side.Conflict = &conf
@@ -514,6 +525,37 @@ func (s *Set) side(dir Direction, subject *cluster.Pod, peer Endpoint, f Flow) S
 		side.Reason = s.passedWords(side.PassedBy) + fmt.Sprintf("%s is isolated for %s and no rule of its %d policies allows this flow", subject.Key(), dir, len(side.Isolating))
 	}
 	return side
+}
+
+// FromOwnNode reports whether src is the node dst runs on, and names
+// it: src is a host-network pod of dst's node (same non-empty NodeName),
+// or its address is one of the addresses of the Node object named
+// dst.NodeName, and src is not a pod-network pod (a pod-network pod's
+// traffic is a pod's, whatever its address). Such traffic is the node's
+// own (kubelet probes, host-network pods): Kubernetes always allows it at
+// the pod, and the dataplane never filters it, as it leaves the node
+// through the output hook. That holds for a pod holding a conflicted
+// address too: the replies of the node's connections are established
+// traffic.
+func (s *Set) FromOwnNode(src Endpoint, dst *cluster.Pod) (string, bool) {
+	if dst == nil || dst.NodeName == "" || (src.Pod != nil && !src.Pod.HostNetwork) {
+		return "", false
+	}
+	if src.Pod != nil && src.Pod.NodeName == dst.NodeName {
+		return dst.NodeName, true
+	}
+	if !src.IP.IsValid() {
+		return "", false
+	}
+	if n := s.Cluster.Node(dst.NodeName); n != nil {
+		ip := src.IP.Unmap()
+		for _, a := range n.Addrs {
+			if a.Unmap() == ip {
+				return n.Name, true
+			}
+		}
+	}
+	return "", false
 }
 
 func (s *Set) passedWords(m *TierMatch) string {

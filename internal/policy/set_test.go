@@ -891,7 +891,9 @@ func TestEvaluateHostNetwork(t *testing.T) {
 	runScenarios(t, []scenario{{
 		name: "hostNetwork pods are never isolated and match only ipBlocks",
 		pods: []*cluster.Pod{
-			hostNetwork(pod("a/agent", l("app", "agent"), "192.168.0.10")),
+			// On another node: from its own node, a pod's ingress is
+			// always allowed (TestEvaluateFromOwnNode).
+			onNode(hostNetwork(pod("a/agent", l("app", "agent"), "192.168.0.10")), "node-2"),
 			pod("a/srv", l("app", "srv"), "10.10.0.2"),
 			pod("a/cli", l("app", "cli"), "10.10.0.3"),
 		},
