@@ -197,6 +197,9 @@ func Up(ctx context.Context, c *cluster.Cluster, opts Options) (_ *Bed, err erro
 	if err := b.waitLinksUp(ctx); err != nil {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
+	if err := b.waitIPv6Reachable(ctx); err != nil {
+		return nil, fmt.Errorf("testbed: %w", err)
+	}
 	b.mu.Lock()
 	for _, ps := range b.pods {
 		ps.nl.Close()
