@@ -438,36 +438,14 @@ func (s *Informers) Snapshot() *cluster.Cluster {
 	for _, x := range s.ns.GetStore().List() {
 		nss = append(nss, cluster.NamespaceFromAPI(x.(*corev1.Namespace)))
 	}
-	objs := s.pods.GetStore().List()
-	pods := make([]*cluster.Pod, 0, len(objs))
-	next := make(map[*corev1.Pod]*cluster.Pod, len(objs))
-	for _, x := range objs {
-		p := x.(*corev1.Pod)
-		m, ok := s.converted[p]
-		if !ok {
-			m = cluster.PodFromAPI(p)
-		}
-		next[p] = m
-		pods = append(pods, m)
-	}
-	s.converted = next
+	var pods []*cluster.Pod
+	pods, s.converted = convertAll(s.pods.GetStore().List(), s.converted, cluster.PodFromAPI)
 	var pols []*networkingv1.NetworkPolicy
 	for _, x := range s.pols.GetStore().List() {
 		pols = append(pols, x.(*networkingv1.NetworkPolicy))
 	}
-	nobjs := s.nodes.GetStore().List()
-	nodes := make([]*cluster.Node, 0, len(nobjs))
-	nextNodes := make(map[*corev1.Node]*cluster.Node, len(nobjs))
-	for _, x := range nobjs {
-		n := x.(*corev1.Node)
-		m, ok := s.convertedNodes[n]
-		if !ok {
-			m = cluster.NodeFromAPI(n)
-		}
-		nextNodes[n] = m
-		nodes = append(nodes, m)
-	}
-	s.convertedNodes = nextNodes
+	var nodes []*cluster.Node
+	nodes, s.convertedNodes = convertAll(s.nodes.GetStore().List(), s.convertedNodes, cluster.NodeFromAPI)
 	s.mu.Lock()
 	running := slices.Collect(maps.Values(s.running))
 	s.mu.Unlock()
@@ -492,4 +470,23 @@ func (s *Informers) Snapshot() *cluster.Cluster {
 	}
 	s.convertedCP = nextCP
 	return cluster.NewWith(cluster.Parts{Namespaces: nss, Pods: pods, Policies: pols, ClusterPolicies: cps, Nodes: nodes})
+}
+
+// convertAll converts the objects of an informer's store (of type A),
+// reusing the conversion in last of an object the previous snapshot
+// converted, and returns them with the conversions for the next snapshot
+// to reuse.
+func convertAll[A comparable, M any](objs []any, last map[A]M, convert func(A) M) ([]M, map[A]M) {
+	out := make([]M, 0, len(objs))
+	next := make(map[A]M, len(objs))
+	for _, x := range objs {
+		a := x.(A)
+		m, ok := last[a]
+		if !ok {
+			m = convert(a)
+		}
+		next[a] = m
+		out = append(out, m)
+	}
+	return out, next
 }

@@ -55,8 +55,12 @@ func reportModel(b *testing.B, m *Model) {
 
 // BenchmarkRender renders the benchmark cluster from scratch.
 func BenchmarkRender(b *testing.B) {
-	c := big()
-	s := policy.NewSet(c)
+	benchRender(b, policy.NewSet(big()))
+}
+
+// benchRender renders s for node-0 b.N times and reports the CPU time
+// and the size of the model, which it returns.
+func benchRender(b *testing.B, s *policy.Set) *Model {
 	var m *Model
 	cpu := cpuTime()
 	b.ResetTimer()
@@ -66,12 +70,20 @@ func BenchmarkRender(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 	reportModel(b, m)
+	return m
 }
 
 func BenchmarkFullSync(b *testing.B) {
+	benchFullSync(b, big())
+}
+
+// benchFullSync loads the ruleset of c for node-0 into the kernel b.N
+// times, reports the CPU time and the size of the model, and checks the
+// live table against the model.
+func benchFullSync(b *testing.B, c *cluster.Cluster) {
 	ns := newNetNS(b)
 	a := ns.applier(b)
-	m := Render(policy.NewSet(big()), Options{Node: "node-0"})
+	m := Render(policy.NewSet(c), Options{Node: "node-0"})
 	cpu := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -109,7 +121,13 @@ func pct(ds []time.Duration, p float64) float64 {
 // takes it, and the median cost of building the snapshot (cluster.New,
 // outside that path). It checks the result against Render now and then.
 func BenchmarkRendererLabelChange(b *testing.B) {
-	c := big()
+	snapshot := benchRendererLabelChange(b, big(), relabel)
+	b.ReportMetric(pct(snapshot, 0.5), "snapshot-p50-ms")
+}
+
+// benchRendererLabelChange is BenchmarkRendererLabelChange on c, relabel
+// making each new snapshot; it returns the times relabel took.
+func benchRendererLabelChange(b *testing.B, c *cluster.Cluster, relabel func(c *cluster.Cluster, key, app string) *cluster.Cluster) []time.Duration {
 	opts := Options{Node: "node-0"}
 	rend := NewRenderer(opts)
 	compiler := policy.NewCompiler()
@@ -147,8 +165,8 @@ func BenchmarkRendererLabelChange(b *testing.B) {
 	b.ReportMetric(pct(render, 0.99), "render-p99-ms")
 	b.ReportMetric(pct(path, 0.5), "path-p50-ms")
 	b.ReportMetric(pct(path, 0.99), "path-p99-ms")
-	b.ReportMetric(pct(snapshot, 0.5), "snapshot-p50-ms")
 	b.ReportMetric(float64(resolved)/float64(b.N), "resolved/change")
+	return snapshot
 }
 
 // BenchmarkUpdateLabelChange changes the app label of one random pod per
@@ -336,15 +354,7 @@ func BenchmarkRenderTiers(b *testing.B) {
 			b.Fatalf("rejected: %v", rj)
 		}
 	}
-	var m *Model
-	cpu := cpuTime()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		m = Render(s, Options{Node: "node-0"})
-	}
-	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/op")
-	reportModel(b, m)
+	m := benchRender(b, s)
 	maps, mapElems := 0, 0
 	for _, st := range m.Sets {
 		if st.Map || st.Pass {
@@ -359,66 +369,11 @@ func BenchmarkRenderTiers(b *testing.B) {
 // BenchmarkRendererLabelChangeTiers is BenchmarkRendererLabelChange on
 // the cluster with 1,000 cluster policies.
 func BenchmarkRendererLabelChangeTiers(b *testing.B) {
-	c := bigTiers()
-	opts := Options{Node: "node-0"}
-	rend := NewRenderer(opts)
-	compiler := policy.NewCompiler()
-	prev := rend.Render(compiler.NewSet(c))
-	r := rand.New(rand.NewPCG(7, 7))
-	var render, path []time.Duration
-	resolved := 0
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		p := c.Pods[r.IntN(len(c.Pods))]
-		c = relabelWith(c, p.Key(), genApps[r.IntN(len(genApps))])
-		t1 := time.Now()
-		set := compiler.NewSet(c)
-		t2 := time.Now()
-		next := rend.Render(set)
-		t3 := time.Now()
-		Diff(prev, next)
-		t4 := time.Now()
-		render = append(render, t3.Sub(t2))
-		path = append(path, t4.Sub(t1))
-		resolved += rend.Stats().Resolved
-		if i%25 == 0 {
-			b.StopTimer()
-			if want := Render(policy.NewSet(c), opts); !reflect.DeepEqual(next, want) {
-				b.Fatalf("change %d: the renderer differs from Render", i)
-			}
-			b.StartTimer()
-		}
-		prev = next
-	}
-	b.StopTimer()
-	b.ReportMetric(pct(render, 0.5), "render-p50-ms")
-	b.ReportMetric(pct(render, 0.99), "render-p99-ms")
-	b.ReportMetric(pct(path, 0.5), "path-p50-ms")
-	b.ReportMetric(pct(path, 0.99), "path-p99-ms")
-	b.ReportMetric(float64(resolved)/float64(b.N), "resolved/change")
+	benchRendererLabelChange(b, bigTiers(), relabelWith)
 }
 
 // BenchmarkFullSyncTiers loads the ruleset of the cluster with 1,000
 // cluster policies into the kernel.
 func BenchmarkFullSyncTiers(b *testing.B) {
-	ns := newNetNS(b)
-	a := ns.applier(b)
-	m := Render(policy.NewSet(bigTiers()), Options{Node: "node-0"})
-	cpu := cpuTime()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := a.FullSync(b.Context(), m); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/op")
-	reportModel(b, m)
-	live, ok, err := a.Counts(b.Context())
-	if err != nil || !ok {
-		b.Fatalf("Counts: %v %v", ok, err)
-	}
-	if fmt.Sprint(live) != fmt.Sprint(m.Counts()) {
-		b.Fatal("live table differs from the model")
-	}
+	benchFullSync(b, bigTiers())
 }

@@ -51,8 +51,8 @@ type Renderer struct {
 	res     *policy.Resolver
 	// pols gives each policy, by namespace/name, a version that changes
 	// whenever its content does; cpols each cluster policy, by key.
-	pols    map[string]*polVersion
-	cpols   map[string]*cpolVersion
+	pols    map[string]*version[*networkingv1.NetworkPolicy]
+	cpols   map[string]*version[*cluster.ClusterPolicy]
 	version uint64
 	// gen numbers the calls of Render.
 	gen uint64
@@ -93,8 +93,10 @@ type RenderStats struct {
 	Resolved, Reused int
 }
 
-type polVersion struct {
-	src *networkingv1.NetworkPolicy
+// version is a policy (of source type S) as the renderer last saw it,
+// and its version.
+type version[S any] struct {
+	src S
 	id  uint64
 }
 
@@ -190,16 +192,15 @@ func (r *Renderer) reset(s *policy.Set) {
 	r.set = s
 	r.ordered = s.Cluster.Sorted()
 	r.res = policy.NewResolver(s)
-	r.pols = map[string]*polVersion{}
-	r.cpols = map[string]*cpolVersion{}
+	r.pols = map[string]*version[*networkingv1.NetworkPolicy]{}
+	r.cpols = map[string]*version[*cluster.ClusterPolicy]{}
 	r.entries = map[string]*entry{}
 	r.tiers = map[string]*tierEntry{}
 	r.chains = map[string]*chainEntry{}
 	r.subjects = map[string]*podSubjects{}
 	r.subjectsFor = s.ClusterPolicies
 	r.stats.Full = true
-	r.stats.ChangedPolicies = r.updatePolicies(s)
-	r.stats.ChangedClusterPolicies = r.updateClusterPolicies(s)
+	r.updateVersions(s)
 }
 
 // advance moves the renderer's state to s, dropping every entry that the
@@ -220,8 +221,7 @@ func (r *Renderer) advance(s *policy.Set) {
 		r.stats.ChangedPods = len(pods)
 		return
 	}
-	r.stats.ChangedPolicies = r.updatePolicies(s)
-	r.stats.ChangedClusterPolicies = r.updateClusterPolicies(s)
+	r.updateVersions(s)
 	r.stats.ChangedNodes = len(ch.Nodes)
 	r.set = s
 	adv := r.res.Advance(s, pods, nss)
@@ -255,34 +255,48 @@ func (r *Renderer) advance(s *policy.Set) {
 	}
 }
 
-// updatePolicies versions the policies of s and returns how many were
-// added, changed or removed.
-func (r *Renderer) updatePolicies(s *policy.Set) int {
+// updateVersions versions the policies and cluster policies of s,
+// counting those added, changed or removed in the stats.
+func (r *Renderer) updateVersions(s *policy.Set) {
+	r.ids, r.stats.ChangedPolicies = updateVersions(&r.version, r.pols, s.Policies,
+		func(p *policy.Policy) *networkingv1.NetworkPolicy { return p.Source }, cluster.SamePolicy)
+	r.cids, r.stats.ChangedClusterPolicies = updateVersions(&r.version, r.cpols, s.ClusterPolicies,
+		func(p *policy.ClusterPolicy) *cluster.ClusterPolicy { return p.Source }, cluster.SameClusterPolicy)
+}
+
+// updateVersions versions ps in vers, by key: a policy keeps its version
+// while same says its source is the one last seen, and otherwise gets the
+// next number of *last. It returns the version of each policy of ps, and
+// how many were added, changed or removed.
+func updateVersions[P interface {
+	comparable
+	Key() string
+}, S any](last *uint64, vers map[string]*version[S], ps []P, source func(P) S, same func(a, b S) bool) (map[P]uint64, int) {
 	n := 0
-	r.ids = make(map[*policy.Policy]uint64, len(s.Policies))
-	seen := make(map[string]bool, len(s.Policies))
-	for _, p := range s.Policies {
+	ids := make(map[P]uint64, len(ps))
+	seen := make(map[string]bool, len(ps))
+	for _, p := range ps {
 		k := p.Key()
 		seen[k] = true
-		v := r.pols[k]
-		switch {
-		case v == nil || !cluster.SamePolicy(v.src, p.Source):
-			r.version++
-			v = &polVersion{src: p.Source, id: r.version}
-			r.pols[k] = v
+		v := vers[k]
+		switch src := source(p); {
+		case v == nil || !same(v.src, src):
+			*last++
+			v = &version[S]{src: src, id: *last}
+			vers[k] = v
 			n++
 		default:
-			v.src = p.Source
+			v.src = src
 		}
-		r.ids[p] = v.id
+		ids[p] = v.id
 	}
-	for k := range r.pols {
+	for k := range vers {
 		if !seen[k] {
-			delete(r.pols, k)
+			delete(vers, k)
 			n++
 		}
 	}
-	return n
+	return ids, n
 }
 
 // podDir is a local pod that some policy decides for in one direction.

@@ -16,13 +16,6 @@ import (
 	"github.com/netfence/netfence/internal/policy"
 )
 
-// cpolVersion is a cluster policy as the renderer last saw it, and its
-// version.
-type cpolVersion struct {
-	src *cluster.ClusterPolicy
-	id  uint64
-}
-
 // tierEntry is what one tier of cluster policy decides for one
 // combination of direction, tier, selecting cluster policies and (for
 // Ingress) named ports.
@@ -76,36 +69,6 @@ func (te *tierEntry) covers(fams [2]bool) bool {
 type podSubjects struct {
 	pod  *cluster.Pod
 	pols [2][2][]*policy.ClusterPolicy
-}
-
-// updateClusterPolicies versions the cluster policies of s and returns
-// how many were added, changed or removed.
-func (r *Renderer) updateClusterPolicies(s *policy.Set) int {
-	n := 0
-	r.cids = make(map[*policy.ClusterPolicy]uint64, len(s.ClusterPolicies))
-	seen := make(map[string]bool, len(s.ClusterPolicies))
-	for _, p := range s.ClusterPolicies {
-		k := p.Key()
-		seen[k] = true
-		v := r.cpols[k]
-		switch {
-		case v == nil || !cluster.SameClusterPolicy(v.src, p.Source):
-			r.version++
-			v = &cpolVersion{src: p.Source, id: r.version}
-			r.cpols[k] = v
-			n++
-		default:
-			v.src = p.Source
-		}
-		r.cids[p] = v.id
-	}
-	for k := range r.cpols {
-		if !seen[k] {
-			delete(r.cpols, k)
-			n++
-		}
-	}
-	return n
 }
 
 // subjectsOf returns the cluster policies of each tier that select pod

@@ -14,44 +14,17 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
 
 	"github.com/netfence/netfence/internal/agent"
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/kube"
-	"github.com/netfence/netfence/internal/manifest"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/policy"
 	"github.com/netfence/netfence/internal/testbed"
 	"github.com/netfence/netfence/test/kubetest"
 )
-
-// applyDeploy applies deploy/ (server-side dry run first) and returns the
-// REST config of the agent's ServiceAccount: the agent runs with exactly
-// the RBAC the DaemonSet gets.
-func applyDeploy(ctx context.Context, t *testing.T, env *kubetest.Env) *rest.Config {
-	t.Helper()
-	for _, args := range [][]string{
-		{"apply", "-f", "../../deploy/namespace.yaml"},
-		{"apply", "--dry-run=server", "-k", "../../deploy"},
-		{"apply", "-k", "../../deploy"},
-	} {
-		cmd, err := env.Kubectl(ctx, args...)
-		if err != nil {
-			t.Fatalf("kubectl: %v", err)
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
-		}
-	}
-	cfg, err := env.ServiceAccountConfig(ctx, "netfence-system", "netfence-agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
 
 // cnpCRDFile is the experimental ClusterNetworkPolicy CRD of the
 // network-policy-api module netfence builds with.
@@ -64,6 +37,23 @@ func cnpCRDFile(t *testing.T) string {
 	return filepath.Join(dir, "config", "crd", "experimental", "policy.networking.k8s.io_clusternetworkpolicies.yaml")
 }
 
+// startAgent runs a in Kubernetes mode on inf until stop, which reports
+// the agent's error; synced gets every sync.
+func startAgent(ctx context.Context, t *testing.T, a *agent.Agent, inf *kube.Informers) (synced <-chan agent.Stats, stop func()) {
+	ch := make(chan agent.Stats, 1000)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.RunKube(ctx, a, inf, agent.KubeOptions{Synced: func(st agent.Stats) { ch <- st }})
+	}()
+	return ch, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}
+}
+
 // TestAgentReadyWithoutCRDs: without the policy.networking.k8s.io CRDs the
 // agent (deploy/'s RBAC, cluster policies asked for) starts, enforces
 // NetworkPolicy and is ready; CRDs installed later are picked up without a
@@ -72,28 +62,14 @@ func TestAgentReadyWithoutCRDs(t *testing.T) {
 	ctx := context.Background()
 	env := kubetest.Start(ctx, t)
 	saCfg := applyDeploy(ctx, t, env)
-	objs, err := (&manifest.Loader{}).Load([]string{"../../examples/three-tier"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	create(ctx, t, env.Client, objs)
+	createThreeTier(ctx, t, env.Client)
 
 	dp := nft.NewFake()
 	health := &agent.Health{}
 	a := agent.New(agent.Config{Render: nft.Options{Node: "node-1"}, Dataplane: dp, Health: health, Metrics: agent.NewMetrics()})
 	inf := kube.NewInformers(kubernetes.NewForConfigOrDie(saCfg), kube.Options{Policy: versioned.NewForConfigOrDie(saCfg), Recheck: 200 * time.Millisecond})
-	synced := make(chan agent.Stats, 1000)
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- agent.RunKube(actx, a, inf, agent.KubeOptions{Synced: func(st agent.Stats) { synced <- st }})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	}()
+	synced, stop := startAgent(ctx, t, a, inf)
+	defer stop()
 	st := waitSync(t, synced)
 	if !st.Full || health.Ready() != nil || st.Policies == 0 || st.ClusterPolicies != [2]int{} {
 		t.Fatalf("first sync without CRDs: %+v, ready: %v", st, health.Ready())
@@ -151,24 +127,8 @@ func TestClusterPolicyOnAPIServer(t *testing.T) {
 	ctx := context.Background()
 	env := kubetest.Start(ctx, t)
 	saCfg := applyDeploy(ctx, t, env)
-	objs, err := (&manifest.Loader{}).Load([]string{"../../examples/three-tier"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	create(ctx, t, env.Client, objs)
-	bedCluster := objs.Cluster()
-	bed, err := testbed.Up(ctx, bedCluster, testbed.Options{Prefix: "nfcnp", ExtraPorts: []testbed.Port{{Protocol: "TCP", Port: 8080}, {Protocol: "TCP", Port: 5432}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bed.Down() })
-	pod := func(key string) *cluster.Pod {
-		p := bedCluster.Pod(key)
-		if p == nil {
-			t.Fatalf("no pod %s", key)
-		}
-		return p
-	}
+	objs := createThreeTier(ctx, t, env.Client)
+	bed, pod := upBed(ctx, t, objs.Cluster(), testbed.Options{Prefix: "nfcnp", ExtraPorts: []testbed.Port{{Protocol: "TCP", Port: 8080}, {Protocol: "TCP", Port: 5432}}})
 	debug, coredns, db := pod("tools/debug"), pod("kube-system/coredns-6f6b6-uvwxy"), pod("shop/db-0")
 
 	health := &agent.Health{}
@@ -372,18 +332,8 @@ func TestAgentNotReadyWhenCRDUnreadable(t *testing.T) {
 	metrics := agent.NewMetrics()
 	a := agent.New(agent.Config{Render: nft.Options{Node: "node-1"}, Dataplane: nft.NewFake(), Health: health, Metrics: metrics})
 	inf := kube.NewInformers(kubernetes.NewForConfigOrDie(cfg), kube.Options{Policy: versioned.NewForConfigOrDie(cfg), Recheck: 100 * time.Millisecond, Grace: time.Second})
-	synced := make(chan agent.Stats, 1000)
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- agent.RunKube(actx, a, inf, agent.KubeOptions{Synced: func(st agent.Stats) { synced <- st }})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	}()
+	synced, stop := startAgent(ctx, t, a, inf)
+	defer stop()
 	waitSync(t, synced)
 	if err := health.Ready(); err != nil {
 		t.Fatalf("not ready without the CRD: %v", err)

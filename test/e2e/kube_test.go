@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/netfence/netfence/internal/agent"
 	"github.com/netfence/netfence/internal/analysis"
@@ -52,6 +53,64 @@ func create(ctx context.Context, t *testing.T, c kubernetes.Interface, objs *man
 		if _, err := c.NetworkingV1().NetworkPolicies(np.Namespace).Create(ctx, np.DeepCopy(), metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create policy %s/%s: %v", np.Namespace, np.Name, err)
 		}
+	}
+}
+
+// applyDeploy applies deploy/ (server-side dry runs first, the
+// namespace's before it exists, as a dry run creates nothing) and returns
+// the REST config of the agent's ServiceAccount: the agent runs with
+// exactly the RBAC the DaemonSet gets.
+func applyDeploy(ctx context.Context, t *testing.T, env *kubetest.Env) *rest.Config {
+	t.Helper()
+	for _, args := range [][]string{
+		{"apply", "--dry-run=server", "-f", "../../deploy/namespace.yaml"},
+		{"apply", "-f", "../../deploy/namespace.yaml"},
+		{"apply", "--dry-run=server", "-k", "../../deploy"},
+		{"apply", "-k", "../../deploy"},
+	} {
+		cmd, err := env.Kubectl(ctx, args...)
+		if err != nil {
+			t.Fatalf("kubectl: %v", err)
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+	}
+	cfg, err := env.ServiceAccountConfig(ctx, "netfence-system", "netfence-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// createThreeTier writes examples/three-tier through the API (create) and
+// returns its objects.
+func createThreeTier(ctx context.Context, t *testing.T, c kubernetes.Interface) *manifest.Objects {
+	t.Helper()
+	objs, err := (&manifest.Loader{}).Load([]string{"../../examples/three-tier"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(ctx, t, c, objs)
+	return objs
+}
+
+// upBed brings up a testbed of c, taken down when the test ends, and
+// returns it with a lookup of c's pods by key that fails the test when
+// there is no such pod.
+func upBed(ctx context.Context, t *testing.T, c *cluster.Cluster, opts testbed.Options) (*testbed.Bed, func(key string) *cluster.Pod) {
+	t.Helper()
+	bed, err := testbed.Up(ctx, c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bed.Down() })
+	return bed, func(key string) *cluster.Pod {
+		p := c.Pod(key)
+		if p == nil {
+			t.Fatalf("no pod %s", key)
+		}
+		return p
 	}
 }
 
@@ -161,37 +220,11 @@ func TestAgentOnAPIServer(t *testing.T) {
 	needRoot(t)
 	ctx := context.Background()
 	env := kubetest.Start(ctx, t)
-
-	// deploy/ applies cleanly (server-side dry run, once its namespace
-	// exists: a dry run creates nothing), then for real.
-	for _, args := range [][]string{
-		{"apply", "--dry-run=server", "-f", "../../deploy/namespace.yaml"},
-		{"apply", "-f", "../../deploy/namespace.yaml"},
-		{"apply", "--dry-run=server", "-k", "../../deploy"},
-		{"apply", "-k", "../../deploy"},
-	} {
-		cmd, err := env.Kubectl(ctx, args...)
-		if err != nil {
-			t.Fatalf("kubectl: %v", err)
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
-		}
-	}
-	saCfg, err := env.ServiceAccountConfig(ctx, "netfence-system", "netfence-agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	saClient := kubernetes.NewForConfigOrDie(saCfg)
+	saClient := kubernetes.NewForConfigOrDie(applyDeploy(ctx, t, env))
 	if _, err := saClient.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); err == nil {
 		t.Fatal("the agent's ServiceAccount may list secrets: RBAC is not least-privilege")
 	}
-
-	objs, err := (&manifest.Loader{}).Load([]string{"../../examples/three-tier"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	create(ctx, t, env.Client, objs)
+	objs := createThreeTier(ctx, t, env.Client)
 
 	// The testbed also holds a pod the API does not know yet.
 	newcomer := &corev1.Pod{
@@ -202,19 +235,7 @@ func TestAgentOnAPIServer(t *testing.T) {
 	}
 	bedObjs := *objs
 	bedObjs.Pods = append(append([]*corev1.Pod(nil), objs.Pods...), newcomer)
-	bedCluster := bedObjs.Cluster()
-	bed, err := testbed.Up(ctx, bedCluster, testbed.Options{Prefix: "nfe2e", ExtraPorts: []testbed.Port{{Protocol: "TCP", Port: 8080}, {Protocol: "TCP", Port: 5432}, {Protocol: "UDP", Port: 53}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bed.Down() })
-	pod := func(key string) *cluster.Pod {
-		p := bedCluster.Pod(key)
-		if p == nil {
-			t.Fatalf("no pod %s", key)
-		}
-		return p
-	}
+	bed, pod := upBed(ctx, t, bedObjs.Cluster(), testbed.Options{Prefix: "nfe2e", ExtraPorts: []testbed.Port{{Protocol: "TCP", Port: 8080}, {Protocol: "TCP", Port: 5432}, {Protocol: "UDP", Port: 53}}})
 
 	health := &agent.Health{}
 	stop, synced := runAgent(t, bed, saClient, health)
