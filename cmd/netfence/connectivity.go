@@ -129,7 +129,7 @@ e.g. "ip netns exec PREFIX-pN nc -zv ADDR PORT". If the process is killed,
 			for _, p := range extra {
 				tp = append(tp, testbed.Port{Protocol: p.Protocol, Port: p.Port})
 			}
-			bed, err := testbed.Up(cmd.Context(), set.Cluster, testbed.Options{Prefix: prefix, ExtraPorts: tp})
+			bed, err := testbed.Up(cmd.Context(), set.Cluster, testbed.Options{Prefix: prefix, ExtraPorts: tp, HostNetwork: true})
 			if err != nil {
 				return err
 			}
