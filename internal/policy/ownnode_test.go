@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/netfence/netfence/internal/cluster"
@@ -152,5 +153,24 @@ func TestEvaluateFromOwnNode(t *testing.T) {
 	}
 	if v := set.Evaluate(set.AddrFlow(netip.MustParseAddr("fd00:ff::10"), netip.MustParseAddr("fd00::2"), corev1.ProtocolSCTP, 9)); !v.Allowed {
 		t.Errorf("fd00:ff::10 -> fd00::2: denied (%s)", v.Ingress.Reason)
+	}
+}
+
+// TestAddrFlowInactivePodIsExternal: the dataplane renders only active
+// pods, so an address held by a Pending pod is judged as external.
+func TestAddrFlowInactivePodIsExternal(t *testing.T) {
+	pending := pod("ns/pending", l("app", "db"), "10.7.0.1")
+	pending.Phase = corev1.PodPending
+	c := cluster.New([]*cluster.Namespace{namespace("ns", nil)},
+		[]*cluster.Pod{pending, pod("ns/client", l("app", "c"), "10.7.0.21")},
+		[]*networkingv1.NetworkPolicy{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "deny"},
+			Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}}})
+	s := policy.NewSet(c)
+	f := s.AddrFlow(netip.MustParseAddr("10.7.0.21"), netip.MustParseAddr("10.7.0.1"), "TCP", 80)
+	if f.To.Pod != nil {
+		t.Fatalf("the pending pod's address resolved to %s", f.To.Pod.Key())
+	}
+	if v := s.Evaluate(f); !v.Allowed {
+		t.Fatalf("flow to a pending pod's address: %s", v.Ingress.Reason)
 	}
 }

@@ -420,13 +420,28 @@ func (s *Set) Evaluate(f Flow) Verdict {
 // AddrFlow returns the flow between two addresses, each end the pod that
 // owns the address (Cluster.PodByIP) or external: how a packet's flow is
 // judged, as the dataplane sees it.
+//
+// An address of a pod that is not active (not Running, or without an
+// address in its status) is external: the dataplane renders only active
+// pods, so such a pod is neither isolated nor a pod peer.
 func (s *Set) AddrFlow(src, dst netip.Addr, proto corev1.Protocol, port int32) Flow {
 	return Flow{
-		From:     Endpoint{Pod: s.Cluster.PodByIP(src), IP: src},
-		To:       Endpoint{Pod: s.Cluster.PodByIP(dst), IP: dst},
+		From:     Endpoint{Pod: s.activePodByIP(src), IP: src},
+		To:       Endpoint{Pod: s.activePodByIP(dst), IP: dst},
 		Protocol: proto,
 		Port:     port,
 	}
+}
+
+func (s *Set) activePodByIP(ip netip.Addr) *cluster.Pod {
+	p := s.Cluster.PodByIP(ip)
+	if p == nil {
+		return nil
+	}
+	if ok, _ := p.Active(); !ok {
+		return nil
+	}
+	return p
 }
 
 func (s *Set) side(dir Direction, subject *cluster.Pod, peer Endpoint, f Flow) Side {
