@@ -35,6 +35,7 @@ type agentFlags struct {
 	metricsAddr     string
 	keepEstablished bool
 	recheck         time.Duration
+	monitor         monitorFlags
 }
 
 func newAgentCommand(s *streams) *cobra.Command {
@@ -103,6 +104,7 @@ from spec.nodeName); KUBECONFIG as for kubectl.`,
 	fl.BoolVar(&f.keepEstablished, "keep-established", false, "do not cut established flows that a policy change denies (by default their conntrack entries are deleted in the same sync)")
 	fl.DurationVar(&f.recheck, "discovery-interval", 30*time.Second, "Kubernetes mode: how often to ask the API server which cluster-scoped policy CRDs it serves")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead (opt-in; e.g. :9809 exposes the metrics, unauthenticated, on every address of a hostNetwork node: firewall it)")
+	f.monitor.addFlags(fl)
 	cmd.AddCommand(newAgentCleanupCommand(s))
 	return cmd
 }
@@ -123,6 +125,7 @@ func (f *agentFlags) renderOptions() (nft.Options, error) {
 	default:
 		return opts, fmt.Errorf("--deny %q: must be drop or reject", f.deny)
 	}
+	opts.Log = f.monitor.logOptions()
 	return opts, nil
 }
 
@@ -210,6 +213,11 @@ func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 		cfg.Revoker = revoker
 	}
 	ctx := cmd.Context()
+	if f.monitor.enabled && !f.once {
+		if err := f.monitor.start(ctx, f.netns, opts, &cfg, log); err != nil {
+			return err
+		}
+	}
 	if (f.healthAddr != "" || f.metricsAddr != "") && !f.once {
 		go func() {
 			if err := agent.Serve(ctx, f.healthAddr, f.metricsAddr, cfg.Health, cfg.Metrics); err != nil {

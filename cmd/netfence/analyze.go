@@ -47,6 +47,7 @@ func newCheckCommand(s *streams) *cobra.Command {
 		},
 	}
 	src.register(cmd)
+	src.registerStaged(cmd, true)
 	cmd.Flags().StringVar(&req.From, "from", "", "source: NAMESPACE/POD or an IP address")
 	cmd.Flags().StringVar(&req.To, "to", "", "destination: NAMESPACE/POD, an IP address, or a domain name NAME or NAME=IP (what cluster policies' domainNames match)")
 	cmd.Flags().StringVar(&req.Port, "port", "", "PROTOCOL/PORT or PROTOCOL/NAME (a named port of the destination pod)")
@@ -97,6 +98,7 @@ func newMatrixCommand(s *streams) *cobra.Command {
 		},
 	}
 	src.register(cmd)
+	src.registerStaged(cmd, true)
 	cmd.Flags().StringSliceVar(&ports, "ports", nil, "ports to evaluate, e.g. TCP/80,UDP/53 (default: every port a policy or container port names)")
 	cmd.Flags().StringArrayVarP(&namespaces, "namespace", "n", nil, "only pods of this namespace (repeatable); all pods still count as peers")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, json, csv or summary")
@@ -137,7 +139,7 @@ func newDescribeCommand(s *streams) *cobra.Command {
 			}
 			switch kind {
 			case "policy", "policies", "networkpolicy", "netpol":
-				p := set.Policy(ns, n)
+				p := analysis.FindPolicy(set, ns, n)
 				if p == nil {
 					return &exitError{code: 2, err: fmt.Errorf("no NetworkPolicy %s/%s", ns, n)}
 				}
@@ -155,6 +157,7 @@ func newDescribeCommand(s *streams) *cobra.Command {
 		},
 	}
 	src.register(cmd)
+	src.registerStaged(cmd, false)
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -61,7 +62,7 @@ func newRootCommand(name string, in io.Reader, out, errOut io.Writer) *cobra.Com
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.AddCommand(newCheckCommand(s), newMatrixCommand(s), newDescribeCommand(s),
-		newAgentCommand(s), newConnectivityCommand(s), newTestbedCommand(s), newAdviseCommand(s))
+		newAgentCommand(s), newConnectivityCommand(s), newTestbedCommand(s), newAdviseCommand(s), newMonitorCommand(s))
 	return root
 }
 
@@ -78,6 +79,9 @@ type sourceFlags struct {
 	// conflicts are the disagreements of cluster policies of equal
 	// priority, set by load.
 	conflicts []analysis.TierConflict
+	// withStaged enforces staged policies (--with-staged, see
+	// registerStaged); warnStaged warns about those not enforced.
+	withStaged, warnStaged bool
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -141,18 +145,19 @@ func (f *sourceFlags) load(ctx context.Context, s *streams) (*policy.Set, error)
 		live.OverlayCluster(objs.ClusterPolicies, objs.Nodes)
 	}
 	set := policy.NewSet(live.Cluster())
-	if len(set.Rejected) > 0 {
+	if len(set.Rejected)+len(set.StagedRejected) > 0 {
 		// Files were validated and compiled on load; a live cluster's
 		// objects passed the API server, which lets through what
 		// netfence cannot read as written (a selector operator it does
 		// not know, domainNames in a Deny rule): refuse the whole answer.
-		msgs := make([]string, len(set.Rejected))
-		for i, r := range set.Rejected {
-			msgs[i] = r.Error()
+		msgs := make([]string, 0, len(set.Rejected)+len(set.StagedRejected))
+		for _, r := range slices.Concat(set.Rejected, set.StagedRejected) {
+			msgs = append(msgs, r.Error())
 		}
 		return nil, &exitError{code: 2, err: fmt.Errorf("policies netfence cannot read, nothing analyzed:\n%s", strings.Join(msgs, "\n"))}
 	}
 	f.warnings = append(f.warnings, set.Cluster.Warnings()...)
+	set = f.staged(set)
 	conflicts, err := analysis.TierConflicts(ctx, set)
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}

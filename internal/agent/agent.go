@@ -63,6 +63,10 @@ type Config struct {
 	// flows that a sync denies, in the same sync, so that an open
 	// connection cannot outlive the policy that allowed it.
 	Revoker Revoker
+	// Applied, when set, is called after every successful sync with the
+	// generation of the ruleset in the kernel (nft.Model.LogGen, with
+	// Render.Log) and the policies it was compiled from.
+	Applied func(gen uint64, set *policy.Set)
 }
 
 // Revoker deletes conntrack entries of flows the policy no longer allows;
@@ -302,6 +306,9 @@ func (a *Agent) SyncWith(ctx context.Context, c *cluster.Cluster, invalid []*pol
 		return st, fmt.Errorf("apply ruleset: %w", err)
 	}
 	a.current = m
+	if a.cfg.Applied != nil {
+		a.cfg.Applied(m.LogGen, set)
+	}
 	// Revocation dumps the conntrack table: only after a change that can
 	// deny a flow (not, say, after a new pod's address joins its peers'
 	// sets).

@@ -92,6 +92,10 @@ type CheckResult struct {
 	Reason   string     `json:"reason,omitempty"`
 	Egress   SideResult `json:"egress"`
 	Ingress  SideResult `json:"ingress"`
+	// Pending is the verdict with the staged policies enforced
+	// (policy.Set.WithStaged), set when the input stages policies that
+	// the verdict above does not enforce.
+	Pending *PendingResult `json:"pending,omitempty"`
 	// Notes are remarks, such as an inactive pod.
 	Notes []string `json:"notes,omitempty"`
 	// Warnings are the input's warnings (manifests and cluster), set by
@@ -255,12 +259,14 @@ func Check(set *policy.Set, req CheckRequest) (*CheckResult, error) {
 				to.Domain, strings.Join(peers, "; "), to.Domain))
 		}
 	}
-	v := set.Evaluate(policy.Flow{
+	f := policy.Flow{
 		From:     policy.Endpoint{Pod: from.Pod, IP: from.IP},
 		To:       policy.Endpoint{Pod: to.Pod, IP: to.IP, Domain: to.Domain},
 		Protocol: proto,
 		Port:     res.Port,
-	})
+	}
+	v := set.Evaluate(f)
+	res.Pending = pending(set, f)
 	res.Allowed, res.Reason = v.Allowed, v.Reason
 	res.From, res.To = flowEnd(from), flowEnd(to)
 	res.Egress, res.Ingress = sideResult(v.Egress), sideResult(v.Ingress)
@@ -350,6 +356,9 @@ func (r *CheckResult) WriteText(w io.Writer) {
 		} else {
 			fmt.Fprintf(w, "    %s\n", s.side.Reason)
 		}
+	}
+	if r.Pending != nil {
+		r.Pending.writeText(w)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)

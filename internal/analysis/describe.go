@@ -17,6 +17,7 @@ const maxListed = 10
 func DescribePolicy(w io.Writer, set *policy.Set, p *policy.Policy) {
 	c := set.Cluster
 	fmt.Fprintf(w, "NetworkPolicy %s\n", p.Key())
+	stagedNote(w, set, p.Staged())
 	selected := selectedPods(c, p)
 	fmt.Fprintf(w, "  Selects %s in namespace %s: %s\n", selectorWords(p.Selector.String(), "every pod", "pods"), p.Namespace, podList(selected))
 	var types []string
@@ -233,6 +234,7 @@ func DescribePod(w io.Writer, set *policy.Set, pod *cluster.Pod) {
 	}
 	describePodTiers(w, set, pod)
 	fmt.Fprintf(w, "  Policies selecting it: %s\n", orNone(strings.Join(sel, ", ")))
+	describePodStaged(w, set, pod)
 }
 
 func orNone(s string) string {

@@ -29,13 +29,15 @@ func FindClusterPolicy(set *policy.Set, name string) (*policy.ClusterPolicy, err
 		default:
 			return nil, fmt.Errorf("%q: the kind must be cnp, anp or banp", name)
 		}
-		if p := set.ClusterPolicy(short + "/" + n); p != nil {
-			return p, nil
+		for _, p := range slices.Concat(set.ClusterPolicies, set.StagedCluster) {
+			if p.Key() == short+"/"+n {
+				return p, nil
+			}
 		}
 		return nil, fmt.Errorf("no cluster policy %s/%s", short, n)
 	}
 	var found []*policy.ClusterPolicy
-	for _, p := range set.ClusterPolicies {
+	for _, p := range slices.Concat(set.ClusterPolicies, set.StagedCluster) {
 		if p.Name == name {
 			found = append(found, p)
 		}
@@ -62,6 +64,7 @@ func FindClusterPolicy(set *policy.Set, name string) (*policy.ClusterPolicy, err
 func DescribeClusterPolicy(w io.Writer, set *policy.Set, p *policy.ClusterPolicy, conflicts []TierConflict) {
 	src := p.Source
 	fmt.Fprintf(w, "%s %s (%s)\n", p.Kind, p.Key(), src.APIVersion)
+	stagedNote(w, set, p.Staged())
 	switch {
 	case p.Kind == cluster.KindBANP:
 		fmt.Fprintf(w, "  Tier: Baseline, after every Baseline ClusterNetworkPolicy (a BaselineAdminNetworkPolicy has no priority): evaluated after NetworkPolicy, for pods NetworkPolicy does not isolate\n")

@@ -60,14 +60,16 @@ func SamePod(a, b *Pod) bool {
 
 // SamePolicy reports whether two versions of a policy mean the same: the
 // same identity, labels (validation reads them: a policy can become invalid
-// by its labels alone) and a semantically equal spec (apimachinery's
-// equality, as the API server compares objects).
+// by its labels alone), mode (ModeAnnotation: staging or unstaging a
+// policy changes what is enforced; other annotations do not count) and a
+// semantically equal spec (apimachinery's equality, as the API server
+// compares objects).
 func SamePolicy(a, b *networkingv1.NetworkPolicy) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
 	return a == b || (a.Namespace == b.Namespace && a.Name == b.Name && maps.Equal(a.Labels, b.Labels) &&
-		equality.Semantic.DeepEqual(a.Spec, b.Spec))
+		a.Annotations[ModeAnnotation] == b.Annotations[ModeAnnotation] && equality.Semantic.DeepEqual(a.Spec, b.Spec))
 }
 
 func policyKey(p *networkingv1.NetworkPolicy) string { return p.Namespace + "/" + p.Name }

@@ -183,19 +183,19 @@ func trim(obj any) (any, error) {
 		return out, nil
 	case *networkingv1.NetworkPolicy:
 		o.ManagedFields = nil
-		o.Annotations = nil
+		o.Annotations = cluster.ModeOnly(o.Annotations) // staged policies are not enforced
 		return o, nil
 	case *v1beta1.ClusterNetworkPolicy:
-		o.ManagedFields, o.Annotations, o.Status = nil, nil, v1beta1.ClusterNetworkPolicyStatus{}
+		o.ManagedFields, o.Annotations, o.Status = nil, cluster.ModeOnly(o.Annotations), v1beta1.ClusterNetworkPolicyStatus{}
 		return o, nil
 	case *v1alpha2.ClusterNetworkPolicy:
-		o.ManagedFields, o.Annotations, o.Status = nil, nil, v1alpha2.ClusterNetworkPolicyStatus{}
+		o.ManagedFields, o.Annotations, o.Status = nil, cluster.ModeOnly(o.Annotations), v1alpha2.ClusterNetworkPolicyStatus{}
 		return o, nil
 	case *v1alpha1.AdminNetworkPolicy:
-		o.ManagedFields, o.Annotations, o.Status = nil, nil, v1alpha1.AdminNetworkPolicyStatus{}
+		o.ManagedFields, o.Annotations, o.Status = nil, cluster.ModeOnly(o.Annotations), v1alpha1.AdminNetworkPolicyStatus{}
 		return o, nil
 	case *v1alpha1.BaselineAdminNetworkPolicy:
-		o.ManagedFields, o.Annotations, o.Status = nil, nil, v1alpha1.BaselineAdminNetworkPolicyStatus{}
+		o.ManagedFields, o.Annotations, o.Status = nil, cluster.ModeOnly(o.Annotations), v1alpha1.BaselineAdminNetworkPolicyStatus{}
 		return o, nil
 	}
 	return obj, nil

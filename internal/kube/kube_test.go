@@ -87,3 +87,17 @@ func TestTrimNodesAndClusterPolicies(t *testing.T) {
 		t.Errorf("trim of a ClusterNetworkPolicy: %+v", tp)
 	}
 }
+
+// TestTrimKeepsStagedMode: the staged annotation decides enforcement, so
+// the trim keeps it (and only it) on policies.
+func TestTrimKeepsStagedMode(t *testing.T) {
+	in := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "a",
+		Annotations: map[string]string{"big": "z", cluster.ModeAnnotation: cluster.ModeStaged}}}
+	out, err := trim(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := out.(*networkingv1.NetworkPolicy).Annotations; len(a) != 1 || a[cluster.ModeAnnotation] != cluster.ModeStaged {
+		t.Fatalf("annotations after trim: %v", a)
+	}
+}

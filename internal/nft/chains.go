@@ -7,6 +7,7 @@ package nft
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 
 	"github.com/netfence/netfence/internal/policy"
@@ -105,6 +106,8 @@ type chainSpec struct {
 	pod  string
 	dir  policy.Direction
 	deny Deny
+	// log, when set, logs what the chain denies.
+	log *LogOptions
 	// conflict says why a conflicted pod's chain denies everything.
 	conflict string
 	// iso names the policies isolating the pod, for a chain ending the
@@ -119,7 +122,12 @@ type chainSpec struct {
 // sig is everything the chain is built from.
 func (c *chainSpec) sig() string {
 	var b strings.Builder
-	for _, s := range []string{c.name, c.pod, c.dir.String(), c.deny.String(), c.conflict, c.next, c.nextWhat} {
+	logs := ""
+	if c.log != nil {
+		r, b := c.log.rate()
+		logs = strconv.Itoa(int(c.log.group())) + "/" + strconv.Itoa(int(r)) + "/" + strconv.Itoa(int(b))
+	}
+	for _, s := range []string{c.name, c.pod, c.dir.String(), c.deny.String(), c.conflict, c.next, c.nextWhat, logs} {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
@@ -219,6 +227,9 @@ func (c *chainSpec) render() *Chain {
 	case c.admin != nil || c.baseline != nil:
 		// What no element decides is allowed.
 	default:
+		if c.log != nil {
+			ch.Rules = append(ch.Rules, c.log.logRule(c.dir))
+		}
 		if c.deny == DenyReject {
 			ch.Rules = append(ch.Rules, Rule{Kind: RuleTCPReset, Egress: egress, Comment: truncate(what + ": reset denied TCP" + by)})
 		}

@@ -53,8 +53,13 @@ type MapChange struct {
 // does not allow or removed that did not drop, a verdict-map entry added
 // or changed — may deny a flow that was allowed, and the answer is false.
 func (d *Delta) OnlyWidens() bool {
-	if len(d.AddChains)+len(d.ReplaceChains)+len(d.ReplaceSets) > 0 {
+	if len(d.AddChains)+len(d.ReplaceSets) > 0 {
 		return false
+	}
+	for _, c := range d.ReplaceChains {
+		if !isLogChain(c.Name) { // a new generation's log prefix decides nothing
+			return false
+		}
 	}
 	for _, c := range d.SetChanges {
 		switch {

@@ -576,12 +576,17 @@ func (st *fakeState) checkRules(c *Chain) error {
 			if err := st.checkTarget(r.Chain); err != nil {
 				return fmt.Errorf("chain %s rule %d %w", c.Name, i, err)
 			}
-		case RuleGoto:
+		case RuleGoto, RuleLogJump:
 			if err := st.checkTarget(r.Chain); err != nil {
 				return fmt.Errorf("chain %s rule %d %w", c.Name, i, err)
 			}
 			continue
-		case RuleTCPReset, RuleDeny:
+		case RuleNFLog:
+			if len(r.Prefix) >= 128 {
+				return fmt.Errorf("chain %s rule %d: log prefix too long", c.Name, i)
+			}
+			continue
+		case RuleTCPReset, RuleDeny, RuleDrop:
 			continue
 		default:
 			return fmt.Errorf("chain %s rule %d: unknown kind %d", c.Name, i, r.Kind)

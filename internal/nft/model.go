@@ -181,6 +181,8 @@ type Options struct {
 	AllLocal bool
 	// Deny is the final verdict of the per-pod chains.
 	Deny Deny
+	// Log, when set, logs denied packets to NFLOG (see LogOptions).
+	Log *LogOptions
 }
 
 // Model is a rendered ruleset: pure data, deterministic for equal input.
@@ -197,6 +199,9 @@ type Model struct {
 	Sets []*PeerSet
 	// Chains are the per-pod chains, sorted by name.
 	Chains []*Chain
+	// LogGen is the generation the log prefixes carry (with
+	// Options.Log): the number of the Render that last changed something.
+	LogGen uint64
 }
 
 // VMap is a verdict map from a local pod's address to its chain.
@@ -326,6 +331,13 @@ const (
 	// a concatenated interval set (the Admin tier's Pass set) and goes to
 	// Chain, the next layer.
 	RuleAddrPortGoto
+	// RuleLogJump jumps, within a packet rate limit (Rate, Burst), to a
+	// log chain (Chain) and comes back: see LogOptions.
+	RuleLogJump
+	// RuleNFLog logs the packet to NFLOG (Prefix, Group).
+	RuleNFLog
+	// RuleDrop drops, whatever the model's Deny.
+	RuleDrop
 )
 
 // Rule is one rule of a per-pod or layer chain.
@@ -335,8 +347,14 @@ type Rule struct {
 	// (Set names it).
 	Family Family
 	Set    string
-	// Chain is the chain RuleGoto and RuleAddrPortGoto go to.
+	// Chain is the chain RuleGoto, RuleAddrPortGoto and RuleLogJump go
+	// to.
 	Chain string
+	// Rate and Burst are the packet limit of RuleLogJump (per second).
+	Rate, Burst uint32
+	// Prefix and Group are the NFLOG prefix and group of RuleNFLog.
+	Prefix string
+	Group  uint16
 	// Egress rules match the destination address and return; ingress
 	// rules match the source address and accept.
 	Egress  bool

@@ -330,6 +330,15 @@ func ruleExprs(r Rule, deny Deny, setID func(string) uint32) []expr.Any {
 		return append(e, verdict)
 	case RuleGoto:
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictGoto, Chain: r.Chain}}
+	case RuleLogJump:
+		return []expr.Any{
+			&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(r.Rate), Unit: expr.LimitTimeSecond, Burst: r.Burst},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: r.Chain},
+		}
+	case RuleNFLog:
+		return []expr.Any{&expr.Log{Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_GROUP, Group: r.Group, Data: []byte(r.Prefix)}}
+	case RuleDrop:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 	case RuleTCPReset:
 		return []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},

@@ -54,8 +54,9 @@ type Renderer struct {
 	pols    map[string]*version[*networkingv1.NetworkPolicy]
 	cpols   map[string]*version[*cluster.ClusterPolicy]
 	version uint64
-	// gen numbers the calls of Render.
-	gen uint64
+	// gen numbers the calls of Render; logGen is the last that changed
+	// something (see Model.LogGen).
+	gen, logGen uint64
 	// ids are the versions of the policies of set; cids of its cluster
 	// policies.
 	ids  map[*policy.Policy]uint64
@@ -465,7 +466,7 @@ func (r *Renderer) build(s *policy.Set) *Model {
 	sets := map[string]*PeerSet{}
 	chains := make(map[string]*chainEntry, len(items))
 	for _, it := range items {
-		spec := chainSpec{name: chainPrefix(it.dir) + it.id, pod: it.pod.Key(), dir: it.dir, deny: r.opts.Deny}
+		spec := chainSpec{name: chainPrefix(it.dir) + it.id, pod: it.pod.Key(), dir: it.dir, deny: r.opts.Deny, log: r.opts.Log}
 		if it.conflict != nil {
 			spec.conflict = conflictWords(it)
 		}
@@ -482,10 +483,10 @@ func (r *Renderer) build(s *policy.Set) *Model {
 			var next chainSpec
 			switch {
 			case it.e != nil:
-				next = chainSpec{name: layerPrefix(it.dir, 'n') + nm.name(it.e.sum), dir: it.dir, deny: r.opts.Deny,
+				next = chainSpec{name: layerPrefix(it.dir, 'n') + nm.name(it.e.sum), dir: it.dir, deny: r.opts.Deny, log: r.opts.Log,
 					iso: policyNames(it.iso), lookups: npSets}
 			case it.base != nil:
-				next = chainSpec{name: layerPrefix(it.dir, 'b') + nm.name(it.base.sum), dir: it.dir, deny: r.opts.Deny,
+				next = chainSpec{name: layerPrefix(it.dir, 'b') + nm.name(it.base.sum), dir: it.dir, deny: r.opts.Deny, log: r.opts.Log,
 					baseline: policyKeys(it.basePols), lookups: baseMaps}
 			}
 			if next.name != "" {
@@ -527,6 +528,14 @@ func (r *Renderer) build(s *policy.Set) *Model {
 	r.chains = chains
 	for _, ce := range chains {
 		m.Chains = append(m.Chains, ce.chain)
+	}
+	if r.opts.Log != nil {
+		st := r.stats
+		if r.logGen == 0 || st.Full || st.ChangedPods+st.ChangedNamespaces+st.ChangedPolicies+st.ChangedClusterPolicies+st.ChangedNodes > 0 {
+			r.logGen = gen
+		}
+		m.LogGen = r.logGen
+		m.Chains = append(m.Chains, r.opts.Log.logChains(r.logGen)...)
 	}
 	for _, te := range r.tiers {
 		te.prune(gen)

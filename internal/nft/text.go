@@ -139,6 +139,12 @@ func (r Rule) text(deny Deny) string {
 		s = "goto " + r.Chain
 	case RuleAddrPortGoto:
 		s = fmt.Sprintf("%s %s . meta l4proto . th dport @%s goto %s", r.Family.ip(), field, r.Set, r.Chain)
+	case RuleLogJump:
+		s = fmt.Sprintf("limit rate %d/second burst %d packets jump %s", r.Rate, r.Burst, r.Chain)
+	case RuleNFLog:
+		s = fmt.Sprintf("log prefix %q group %d", r.Prefix, r.Group)
+	case RuleDrop:
+		s = "drop"
 	case RuleTCPReset:
 		s = "meta l4proto tcp reject with tcp reset"
 	case RuleDeny:

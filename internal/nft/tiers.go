@@ -25,6 +25,8 @@ type tierEntry struct {
 	sum  [sha256.Size]byte
 	tier policy.Tier
 	dir  policy.Direction
+	// log sends Deny elements to the direction's drop chain, which logs.
+	log bool
 	// elems are the rectangles by family (0: IPv4, 1: IPv6) and kind
 	// (mapAddrs, mapPorts, mapPass) with their actions.
 	elems [2][3][]tierElement
@@ -141,7 +143,7 @@ func appendTierNamedPorts(b []byte, pod *cluster.Pod, dir policy.Direction, pols
 // resolveTier renders what a tier decides for a pod in a direction as a
 // new entry.
 func (r *Renderer) resolveTier(pod *cluster.Pod, dir policy.Direction, t policy.Tier, pols []*policy.ClusterPolicy) *tierEntry {
-	te := &tierEntry{tier: t, dir: dir, built: map[string]builtMap{}}
+	te := &tierEntry{tier: t, dir: dir, log: r.opts.Log != nil, built: map[string]builtMap{}}
 	// The identity: tier, direction, the selecting policies by key and
 	// the named ports; within one snapshot it determines the decision.
 	b := []byte{'t', byte(t), byte(dir)}
@@ -302,6 +304,9 @@ func (te *tierEntry) maps(hash, next string, gen uint64) []lookup {
 					ps.Elements[i] = e.Element
 					if ps.Map {
 						ps.Elements[i].Verdict = tierVerdict(e.action, te.dir)
+						if te.log && e.action == policy.Deny {
+							ps.Elements[i].Verdict = Verdict{Kind: VerdictGoto, Chain: dropChain(te.dir)}
+						}
 					}
 				}
 				bm.m = ps

@@ -25,8 +25,24 @@ type Set struct {
 	// key; Groups holds them per tier by priority.
 	ClusterPolicies []*ClusterPolicy
 	Groups          [2][]PriorityGroup
+	// Staged are the compiled policies annotated netfence.io/mode: staged
+	// (cluster.Staged): not enforced, so not in Policies; StagedCluster
+	// the staged cluster policies, not in ClusterPolicies or Groups;
+	// StagedRejected the staged policies that do not compile (not in
+	// Rejected: a staged policy never fails closed). WithStaged returns
+	// the set with them enforced.
+	Staged         []*Policy
+	StagedCluster  []*ClusterPolicy
+	StagedRejected []*Rejection
+	// StagedApplied is set on the set WithStaged returns: Policies and
+	// ClusterPolicies hold the staged policies too.
+	StagedApplied bool
 
 	byNamespace map[string][]*Policy
+	// all and allCluster are the compiled policies, staged or not, in
+	// the cluster's order (what WithStaged enforces).
+	all        []*Policy
+	allCluster []*ClusterPolicy
 }
 
 // NewSet compiles every policy of the cluster. A policy that does not
@@ -113,10 +129,14 @@ func (cp *Compiler) NewSet(c *cluster.Cluster) *Set {
 			live[np.Namespace+"/"+np.Name] = true
 		}
 		p, err := cp.compile(np)
+		if s.addStaged(np.Annotations, p, nil, err, &Rejection{Policy: np, Err: err}) {
+			continue
+		}
 		if err != nil {
 			s.Rejected = append(s.Rejected, &Rejection{Policy: np, Err: err})
 			continue
 		}
+		s.all = append(s.all, p)
 		s.Policies = append(s.Policies, p)
 		s.byNamespace[p.Namespace] = append(s.byNamespace[p.Namespace], p)
 	}
@@ -134,10 +154,14 @@ func (cp *Compiler) NewSet(c *cluster.Cluster) *Set {
 			clive[src.Key()] = true
 		}
 		p, err := cp.compileCluster(src)
+		if s.addStaged(src.Annotations, nil, p, err, &Rejection{ClusterPolicy: src, Err: err}) {
+			continue
+		}
 		if err != nil {
 			s.Rejected = append(s.Rejected, &Rejection{ClusterPolicy: src, Err: err})
 			continue
 		}
+		s.allCluster = append(s.allCluster, p)
 		s.ClusterPolicies = append(s.ClusterPolicies, p)
 	}
 	if cp != nil {

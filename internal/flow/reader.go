@@ -1,0 +1,156 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	nflog "github.com/florianl/go-nflog/v2"
+	"github.com/mdlayher/netlink"
+
+	"github.com/netfence/netfence/internal/nft"
+	"github.com/netfence/netfence/internal/policy"
+)
+
+// Generations keeps the policy.Set of the last few rulesets applied, by
+// generation (nft.Model.LogGen), so that a packet logged by a ruleset is
+// explained by the policies it was compiled from even when a newer one is
+// in the kernel by the time it is read. Safe for concurrent use.
+type Generations struct {
+	mu   sync.Mutex
+	keep int
+	gens []uint64
+	sets map[uint64]*policy.Set
+}
+
+// NewGenerations keeps the last keep generations (at least 1).
+func NewGenerations(keep int) *Generations {
+	return &Generations{keep: max(keep, 1), sets: map[uint64]*policy.Set{}}
+}
+
+// Applied records that the ruleset of generation gen, compiled from set,
+// is in the kernel (agent.Config.Applied).
+func (g *Generations) Applied(gen uint64, set *policy.Set) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.sets[gen]; !ok {
+		g.gens = append(g.gens, gen)
+	}
+	g.sets[gen] = set
+	for len(g.gens) > g.keep {
+		delete(g.sets, g.gens[0])
+		g.gens = g.gens[1:]
+	}
+}
+
+// Set returns the set of generation gen; when it is no longer kept, the
+// newest set and false.
+func (g *Generations) Set(gen uint64) (*policy.Set, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s, ok := g.sets[gen]; ok {
+		return s, true
+	}
+	if len(g.gens) == 0 {
+		return nil, false
+	}
+	return g.sets[g.gens[len(g.gens)-1]], false
+}
+
+// Reader turns the kernel's NFLOG records of denied packets into Records.
+type Reader struct {
+	// Group is the NFLOG group of nft.LogOptions.
+	Group uint16
+	// NetNS is a descriptor of the network namespace to read in (0: the
+	// current one).
+	NetNS int
+	Node  string
+	Gens  *Generations
+	Hub   *Hub
+	// Metrics may be nil.
+	Metrics *Metrics
+	Log     *slog.Logger
+	// Now stamps records whose log has no timestamp (default time.Now).
+	Now func() time.Time
+}
+
+// Handle explains one logged packet and publishes it; it reports false
+// when the prefix or packet is not netfence's.
+func (rd *Reader) Handle(prefix string, payload []byte, at time.Time) bool {
+	gen, dir, ok := nft.ParseLogPrefix(prefix)
+	if !ok {
+		return false
+	}
+	p, err := Decode(payload)
+	if err != nil {
+		rd.lost()
+		return false
+	}
+	set, exact := rd.Gens.Set(gen)
+	if !exact && rd.Log != nil {
+		rd.Log.Debug("flow monitor: generation no longer kept, explaining with the newest", "generation", gen)
+	}
+	rd.Hub.Publish(Explain(set, rd.Node, at, p, true, dir))
+	return true
+}
+
+func (rd *Reader) lost() {
+	if rd.Metrics != nil {
+		rd.Metrics.Lost.Inc()
+	}
+}
+
+// Run reads the group until ctx ends. It returns once the socket is bound
+// (or fails to); reading goes on in the background until ctx is done.
+func (rd *Reader) Run(ctx context.Context) error {
+	nf, err := nflog.Open(&nflog.Config{Group: rd.Group, Copymode: nflog.CopyPacket, Bufsize: 256, NetNS: rd.NetNS})
+	if err != nil {
+		return fmt.Errorf("nflog group %d: %w", rd.Group, err)
+	}
+	// A full socket buffer is reported as ENOBUFS: count and go on.
+	if err := nf.SetOption(netlink.NoENOBUFS, true); err != nil && rd.Log != nil {
+		rd.Log.Debug("flow monitor: NETLINK_NO_ENOBUFS", "error", err)
+	}
+	now := rd.Now
+	if now == nil {
+		now = time.Now
+	}
+	hook := func(a nflog.Attribute) int {
+		if a.Prefix == nil || a.Payload == nil {
+			return 0
+		}
+		at := now()
+		if a.Timestamp != nil {
+			at = *a.Timestamp
+		}
+		rd.Handle(*a.Prefix, *a.Payload, at)
+		return 0
+	}
+	errfn := func(err error) int {
+		if ctx.Err() != nil {
+			return 1
+		}
+		var op *netlink.OpError
+		if errors.As(err, &op) && (op.Timeout() || op.Temporary()) {
+			return 0
+		}
+		rd.lost()
+		if rd.Log != nil {
+			rd.Log.Warn("flow monitor: reading NFLOG", "error", err)
+		}
+		time.Sleep(100 * time.Millisecond) // no busy loop on a lasting error
+		return 0
+	}
+	if err := nf.RegisterWithErrorFunc(ctx, hook, errfn); err != nil {
+		nf.Close()
+		return fmt.Errorf("nflog group %d: %w", rd.Group, err)
+	}
+	go func() {
+		<-ctx.Done()
+		nf.Close()
+	}()
+	return nil
+}
