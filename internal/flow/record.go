@@ -38,7 +38,18 @@ type Record struct {
 	DeniedAt string              `json:"deniedAt,omitempty"`
 	Egress   analysis.SideResult `json:"egress"`
 	Ingress  analysis.SideResult `json:"ingress"`
-	Count    int                 `json:"count"`
+	// Pending, present when the snapshot stages policies
+	// (netfence.io/mode: staged), is the verdict with them enforced.
+	Pending *Pending `json:"pending,omitempty"`
+	Count   int      `json:"count"`
+}
+
+// Pending is a record's verdict with the staged policies enforced.
+type Pending struct {
+	Verdict  string              `json:"verdict"`
+	DeniedAt string              `json:"deniedAt,omitempty"`
+	Egress   analysis.SideResult `json:"egress"`
+	Ingress  analysis.SideResult `json:"ingress"`
 }
 
 // Verdicts of a record.
@@ -181,6 +192,12 @@ func Explain(set *policy.Set, node string, at time.Time, p Packet, denied bool, 
 		return r
 	}
 	r.Egress, r.Ingress = res.Egress, res.Ingress
+	if pr := res.Pending; pr != nil {
+		r.Pending = &Pending{Verdict: Denied, DeniedAt: pr.DeniedAt, Egress: pr.Egress, Ingress: pr.Ingress}
+		if pr.Allowed {
+			r.Pending.Verdict = Allowed
+		}
+	}
 	return r
 }
 
