@@ -149,7 +149,8 @@ func Advise(c *cluster.Cluster, flows []Flow, opts Options) (*Advice, error) {
 			gen = append(gen, defaultDeny(ns))
 		}
 	}
-	base := policy.NewSet(withPolicies(c, append(slices.Clone(existing), gen...)))
+	// Staged policies count as enforced: advice is for the rollout.
+	base := policy.NewSet(withPolicies(c, append(slices.Clone(existing), gen...))).WithStaged()
 
 	// Rules for what the base set denies, per workload and direction.
 	rules := map[ruleKey]*ruleAcc{}
@@ -166,7 +167,7 @@ func Advise(c *cluster.Cluster, flows []Flow, opts Options) (*Advice, error) {
 	adv.Policies = gen
 
 	// The proof: the analyzer with the existing and generated policies.
-	final := policy.NewSet(withPolicies(c, append(slices.Clone(existing), gen...)))
+	final := policy.NewSet(withPolicies(c, append(slices.Clone(existing), gen...))).WithStaged()
 	if len(final.Rejected) > 0 {
 		return nil, fmt.Errorf("advise: generated policies do not compile: %v", final.Rejected)
 	}
