@@ -213,6 +213,9 @@ func runAgent(cmd *cobra.Command, s *streams, f *agentFlags) error {
 		cfg.Revoker = revoker
 	}
 	ctx := cmd.Context()
+	if (f.monitor.allowed || f.monitor.flowLog != "") && !f.monitor.enabled {
+		return &exitError{code: 2, err: fmt.Errorf("--monitor-allowed and --flow-log require --monitor")}
+	}
 	if f.monitor.enabled && !f.once {
 		if err := f.monitor.start(ctx, f.netns, opts, &cfg, log); err != nil {
 			return err

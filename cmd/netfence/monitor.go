@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -22,13 +23,23 @@ type monitorFlags struct {
 	socket  string
 	group   uint16
 	rate    uint32
+	// allowed adds records of allowed connections (conntrack NEW events).
+	allowed bool
+	// flowLog, when set, is the file of aggregated records.
+	flowLog         string
+	flowLogInterval time.Duration
+	flowLogMaxMB    int64
 }
 
 func (m *monitorFlags) addFlags(fl *pflag.FlagSet) {
-	fl.BoolVar(&m.enabled, "monitor", false, "log denied packets (rate limited, NFLOG) and explain them to `netfence monitor` on --monitor-socket")
+	fl.BoolVar(&m.enabled, "monitor", false, "log denied packets (rate limited, NFLOG) and serve them, explained, to netfence monitor on --monitor-socket")
 	fl.StringVar(&m.socket, "monitor-socket", flow.DefaultSocket, "unix socket of the flow monitor (with --monitor)")
 	fl.Uint16Var(&m.group, "nflog-group", nft.DefaultLogGroup, "NFLOG group of denied packets (with --monitor)")
 	fl.Uint32Var(&m.rate, "log-rate", nft.DefaultLogRate, "denied packets logged per second per pod chain, burst twice that (with --monitor)")
+	fl.BoolVar(&m.allowed, "monitor-allowed", false, "also report each new connection the dataplane allows from or to a local pod (conntrack NEW events; with --monitor)")
+	fl.StringVar(&m.flowLog, "flow-log", "", "also write aggregated flow records (NDJSON, one per key and interval) to this `FILE`, rotated by size (with --monitor)")
+	fl.DurationVar(&m.flowLogInterval, "flow-log-interval", 10*time.Second, "aggregation interval of --flow-log")
+	fl.Int64Var(&m.flowLogMaxMB, "flow-log-max-mb", 100, "size of --flow-log before it rotates (3 old files kept)")
 }
 
 // logOptions are the ruleset's logging options: nil without --monitor.
@@ -69,6 +80,20 @@ func (m *monitorFlags) start(ctx context.Context, netns string, opts nft.Options
 	if err := rd.Run(ctx); err != nil {
 		return fmt.Errorf("flow monitor: %w", err)
 	}
+	if m.allowed {
+		ar := &flow.AllowedReader{NetNS: nsfd, Node: opts.Node, AllLocal: opts.AllLocal, Gens: gens, Hub: hub, Metrics: metrics, Log: log}
+		if err := ar.Run(ctx); err != nil {
+			return fmt.Errorf("flow monitor (--monitor-allowed): %w", err)
+		}
+	}
+	if m.flowLog != "" {
+		fl := &flow.FileLog{Path: m.flowLog, Interval: m.flowLogInterval, MaxBytes: m.flowLogMaxMB << 20, Backups: 3}
+		go func() {
+			if err := fl.Run(ctx, hub); err != nil {
+				log.Error("flow log stopped", "error", err)
+			}
+		}()
+	}
 	l, err := flow.Listen(m.socket)
 	if err != nil {
 		return fmt.Errorf("--monitor-socket: %w", err)
@@ -89,10 +114,11 @@ func newMonitorCommand(s *streams) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "monitor",
-		Short: "Stream the flows the agent denies, each explained as `netfence check` explains it",
+		Short: "Stream the flows the agent denies (and allows), each explained as `netfence check` explains it",
 		Long: `monitor connects to the agent's flow monitor socket (agent --monitor) and
-prints each denied packet the kernel logged (rate limited per pod), with the
-policy that decided it, exactly as "netfence check" explains that flow: the
+prints each denied packet the kernel logged (rate limited per pod) and, with
+agent --monitor-allowed, each new connection it allowed, with the policy that
+decided it, exactly as "netfence check" explains that flow: the
 direction where it was denied and the cluster policy rule, or "default deny"
 and the policies isolating the pod. -o json prints one JSON record a line.
 Several monitors may run at once; one that cannot keep up loses records

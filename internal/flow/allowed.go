@@ -1,0 +1,207 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	ct "github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
+
+	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/nsfd"
+	"github.com/netfence/netfence/internal/policy"
+)
+
+// Latest returns the set of the newest generation kept, or nil before any
+// ruleset was applied.
+func (g *Generations) Latest() *policy.Set {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.gens) == 0 {
+		return nil
+	}
+	return g.sets[g.gens[len(g.gens)-1]]
+}
+
+// AllowedReader reports the connections the dataplane allows, once per
+// connection: conntrack confirms an entry (and announces it to the
+// NFNLGRP_CONNTRACK_NEW multicast group) only when its first packet got
+// through every netfilter hook, so a NEW event is a flow the ruleset
+// accepted. Each event of a TCP, UDP or SCTP flow from or to a local pod
+// is explained with the newest applied generation's policy.Set and
+// published as an Allowed record.
+//
+// Event delivery is lossy: when the socket's buffer overflows the kernel
+// drops events and reports ENOBUFS, which counts one in Metrics.Lost (at
+// least one event was lost). Reading never blocks the kernel.
+type AllowedReader struct {
+	// NetNS is a descriptor of the network namespace to read in (0: the
+	// calling thread's at the time of Run).
+	NetNS int
+	Node  string
+	// AllLocal counts every active pod-network pod as local, whatever its
+	// node (nft.Options.AllLocal); otherwise local pods are those of Node.
+	AllLocal bool
+	Gens     *Generations
+	Hub      *Hub
+	// Metrics may be nil.
+	Metrics *Metrics
+	Log     *slog.Logger
+	// Now stamps records whose event has no conntrack timestamp (default
+	// time.Now).
+	Now func() time.Time
+}
+
+// allowedReadBuffer is the receive buffer asked for the event socket.
+const allowedReadBuffer = 4 << 20
+
+// Run joins the conntrack NEW group in the namespace. It returns once the
+// socket is bound (or fails to); reading goes on in the background until
+// ctx is done.
+func (ar *AllowedReader) Run(ctx context.Context) error {
+	fd, err := nsfd.Open(ar.NetNS)
+	if err != nil {
+		return fmt.Errorf("conntrack events: %w", err)
+	}
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: fd})
+	_ = nsfd.Release(&fd) // the socket is open in the namespace, or failed
+	if err != nil {
+		return fmt.Errorf("conntrack events: %w", err)
+	}
+	if err := c.JoinGroup(unix.NFNLGRP_CONNTRACK_NEW); err != nil {
+		c.Close()
+		return fmt.Errorf("conntrack events: join NEW group: %w", err)
+	}
+	if err := c.SetReadBuffer(allowedReadBuffer); err != nil && ar.Log != nil {
+		ar.Log.Debug("allowed flows: receive buffer", "error", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		c.Close()
+	}()
+	go func() {
+		defer close(done)
+		ar.read(ctx, c)
+	}()
+	return nil
+}
+
+func (ar *AllowedReader) read(ctx context.Context, c *netlink.Conn) {
+	now := ar.Now
+	if now == nil {
+		now = time.Now
+	}
+	for ctx.Err() == nil {
+		msgs, err := c.Receive()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, unix.ENOBUFS) {
+				ar.lost()
+				continue
+			}
+			if errors.Is(err, unix.EBADF) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var op *netlink.OpError
+			if errors.As(err, &op) && (op.Timeout() || op.Temporary()) {
+				continue
+			}
+			ar.lost()
+			if ar.Log != nil {
+				ar.Log.Warn("allowed flows: reading conntrack events", "error", err)
+			}
+			select { // no busy loop on a lasting error
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		for _, m := range msgs {
+			var ev ct.Event
+			if err := ev.Unmarshal(m); err != nil {
+				ar.lost()
+				continue
+			}
+			if ev.Type != ct.EventNew || ev.Flow == nil {
+				continue
+			}
+			at := now()
+			if !ev.Flow.Timestamp.Start.IsZero() {
+				at = ev.Flow.Timestamp.Start
+			}
+			ar.Handle(ev.Flow, at)
+		}
+	}
+}
+
+// Handle explains one new conntrack entry and publishes it; it reports
+// false when the entry is not a TCP, UDP or SCTP flow involving a local
+// pod, or no ruleset was applied yet.
+func (ar *AllowedReader) Handle(f *ct.Flow, at time.Time) bool {
+	p, ok := packetOf(f)
+	if !ok {
+		return false
+	}
+	set := ar.Gens.Latest()
+	if set == nil {
+		return false
+	}
+	if !ar.local(set.Cluster, p.Src) && !ar.local(set.Cluster, p.Dst) {
+		return false
+	}
+	ar.Hub.Publish(Explain(set, ar.Node, at, p, false, 0))
+	return true
+}
+
+func (ar *AllowedReader) local(c *cluster.Cluster, ip netip.Addr) bool {
+	pod := c.PodByIP(ip)
+	if pod == nil || pod.HostNetwork {
+		return false
+	}
+	if ok, _ := pod.Active(); !ok {
+		return false
+	}
+	return ar.AllLocal || pod.NodeName == ar.Node
+}
+
+func (ar *AllowedReader) lost() {
+	if ar.Metrics != nil {
+		ar.Metrics.Lost.Inc()
+	}
+}
+
+// packetOf is the flow a conntrack entry stands for as the forward chain
+// judged it: the original source and source port, the destination and
+// destination port after any DNAT (the reply tuple's source), as
+// internal/conntrack reads entries.
+func packetOf(f *ct.Flow) (Packet, bool) {
+	orig, reply := f.TupleOrig, f.TupleReply
+	switch orig.Proto.Protocol {
+	case unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_SCTP:
+	default:
+		return Packet{}, false
+	}
+	p := Packet{Src: orig.IP.SourceAddress.Unmap(), Dst: orig.IP.DestinationAddress.Unmap(),
+		Proto: orig.Proto.Protocol, SrcPort: orig.Proto.SourcePort, DstPort: orig.Proto.DestinationPort}
+	if rs := reply.IP.SourceAddress.Unmap(); rs.IsValid() && reply.Proto.Protocol == orig.Proto.Protocol {
+		p.Dst, p.DstPort = rs, reply.Proto.SourcePort
+	}
+	if !p.Src.IsValid() || !p.Dst.IsValid() {
+		return Packet{}, false
+	}
+	return p, true
+}
