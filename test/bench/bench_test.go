@@ -72,6 +72,9 @@ func envScenarios(b *testing.B, key string, def []Scenario) []Scenario {
 	for _, f := range strings.Split(v, ",") {
 		var s Scenario
 		f = strings.TrimSpace(f)
+		if rest, ok := strings.CutSuffix(f, ":monitor"); ok {
+			f, s.Monitor = rest, true
+		}
 		if strings.Count(f, ":") == 2 {
 			if _, err := fmt.Sscanf(f, "%d:%d:%d", &s.Policies, &s.RemotePods, &s.ClusterPolicies); err != nil {
 				b.Fatalf("%s=%q: want POLICIES:REMOTE[:CLUSTERPOLICIES], comma-separated: %v", key, v, err)
@@ -124,7 +127,8 @@ func BenchmarkConnect(b *testing.B) {
 			Warmup:   envDuration(b, "NETFENCE_BENCH_WARMUP", 150*time.Millisecond),
 		},
 		Extra: envScenarios(b, "NETFENCE_BENCH_EXTRA", []Scenario{{Policies: 1000, RemotePods: 100},
-			{Policies: 1000, ClusterPolicies: 10}, {Policies: 1000, ClusterPolicies: 100}, {Policies: 1000, ClusterPolicies: 1000}}),
+			{Policies: 1000, ClusterPolicies: 10}, {Policies: 1000, ClusterPolicies: 100}, {Policies: 1000, ClusterPolicies: 1000},
+			{Policies: 1000, Monitor: true}}),
 		Prefix: os.Getenv("NETFENCE_BENCH_PREFIX"),
 	}
 	var log strings.Builder
@@ -158,6 +162,10 @@ func BenchmarkConnect(b *testing.B) {
 			b.ReportMetric(us(r.Total.Percentile(0.5)), "p50-us")
 			b.ReportMetric(us(r.Total.Percentile(0.99)), "p99-us")
 			b.ReportMetric(float64(r.Total.Failures), "failures")
+			if r.Scenario.Monitor {
+				b.ReportMetric(float64(r.Records), "records")
+				b.ReportMetric(float64(r.Lost), "records-lost")
+			}
 			if r != none {
 				b.ReportMetric(Median(RoundRatios(r, none)), "x-none")
 				b.ReportMetric(CPURatio(r, none), "cpu-x-none")

@@ -59,6 +59,10 @@ type Scenario struct {
 	// (ClusterNetworkPolicy, Admin and Baseline tiers alternating); a
 	// fifth select the client and the server (see Build).
 	ClusterPolicies int
+	// Monitor runs the agent's flow monitor for allowed connections
+	// (conntrack events, explained, drained by a subscriber) during the
+	// measurement.
+	Monitor bool
 }
 
 // DefaultSelecting is a fifth of n, at least 1 (and at most n).
@@ -91,6 +95,9 @@ func (s Scenario) String() string {
 	out := fmt.Sprintf("policies=%d selecting=%d remote=%d", n.Policies, n.Selecting, n.RemotePods)
 	if n.ClusterPolicies > 0 {
 		out += fmt.Sprintf(" cluster-policies=%d", n.ClusterPolicies)
+	}
+	if n.Monitor {
+		out += " monitor"
 	}
 	if n.DenyClient {
 		out += " deny-client"

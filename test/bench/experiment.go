@@ -71,6 +71,11 @@ type ConfigResult struct {
 	// MaxConntrack is the most conntrack entries seen in the node
 	// namespace after a round.
 	MaxConntrack int
+	// Records and Lost are the flow records a monitored configuration
+	// delivered and lost, over all rounds.
+	Records, Lost int
+
+	set *policy.Set
 }
 
 // Rate returns the connection rate over all rounds.
@@ -89,6 +94,15 @@ func RenderScenario(s Scenario) (*nft.Model, time.Duration, error) {
 	}
 	m := nft.Render(set, nft.Options{Node: Node})
 	return m, time.Since(t0), nil
+}
+
+// scenarioSet compiles a scenario's policies.
+func scenarioSet(s Scenario) (*policy.Set, error) {
+	c, err := Build(s)
+	if err != nil {
+		return nil, err
+	}
+	return policy.NewSet(c), nil
 }
 
 // ServerSets returns what the IPv4 sets the server's ingress chain looks
@@ -163,6 +177,8 @@ func (e *Experiment) Run(ctx context.Context) (_ []*ConfigResult, err error) {
 			name = strings.ReplaceAll(s.String(), " ", ",")
 		case s.ClusterPolicies > 0:
 			name += fmt.Sprintf(",cluster-policies=%d", s.ClusterPolicies)
+		case s.Monitor:
+			name += ",monitor"
 		}
 		m, dt, err := RenderScenario(s)
 		if err != nil {
@@ -176,6 +192,11 @@ func (e *Experiment) Run(ctx context.Context) (_ []*ConfigResult, err error) {
 		s, _ = s.normalized()
 		r := &ConfigResult{Name: name, Scenario: s, Model: m, RenderTime: dt,
 			ServerAddrElements: a, ServerPortElements: p}
+		if s.Monitor {
+			if r.set, err = scenarioSet(s); err != nil {
+				return nil, err
+			}
+		}
 		results = append(results, r)
 		logf("%s: rendered in %v: %d chains, %d sets, %d elements; server sets: %d addresses, %d address.proto.port",
 			s, dt.Round(time.Millisecond), len(m.Chains), len(m.Sets), m.Counts().Elements(), a, p)
@@ -209,9 +230,21 @@ func (e *Experiment) Run(ctx context.Context) (_ []*ConfigResult, err error) {
 			if ierr != nil {
 				return nil, fmt.Errorf("bench: install %s: %w", r.Name, ierr)
 			}
+			var mon *monitorRun
+			if r.set != nil {
+				if mon, err = d.startMonitor(ctx, r.set); err != nil {
+					return nil, err
+				}
+			}
 			runtime.GC()
 			time.Sleep(settle)
 			lr, err := d.Load(ctx, e.Load)
+			if mon != nil {
+				n, lost := mon.stop()
+				r.Records += n
+				r.Lost += lost
+				logf("round %d %s: monitor delivered %d records, lost %d", round+1, r.Name, n, lost)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("bench: %s: %w", r.Name, err)
 			}
