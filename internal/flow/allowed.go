@@ -57,6 +57,8 @@ type AllowedReader struct {
 	// Now stamps records whose event has no conntrack timestamp (default
 	// time.Now).
 	Now func() time.Time
+
+	cache ExplainCache
 }
 
 // allowedReadBuffer is the receive buffer asked for the event socket.
@@ -163,7 +165,7 @@ func (ar *AllowedReader) Handle(f *ct.Flow, at time.Time) bool {
 	if !ar.local(set.Cluster, p.Src) && !ar.local(set.Cluster, p.Dst) {
 		return false
 	}
-	ar.Hub.Publish(Explain(set, ar.Node, at, p, false, 0))
+	ar.Hub.Publish(ar.cache.Explain(set, ar.Node, at, p, false, 0))
 	return true
 }
 
