@@ -185,26 +185,16 @@ func Advise(c *cluster.Cluster, flows []Flow, opts Options) (*Advice, error) {
 func resolve(c *cluster.Cluster, name, addr string) (endpoint, error) {
 	if ip, err := netip.ParseAddr(addr); err == nil {
 		ip = ip.Unmap()
-		return endpoint{pod: activePod(c.PodByIP(ip)), ip: ip}, nil
+		return endpoint{pod: c.ActivePodByIP(ip), ip: ip}, nil
 	}
 	if p := c.Pod(name); p != nil && len(p.IPs) > 0 {
 		return endpoint{pod: p, ip: p.IPs[0]}, nil
 	}
 	if ip, err := netip.ParseAddr(name); err == nil {
 		ip = ip.Unmap()
-		return endpoint{pod: activePod(c.PodByIP(ip)), ip: ip}, nil
+		return endpoint{pod: c.ActivePodByIP(ip), ip: ip}, nil
 	}
 	return endpoint{}, fmt.Errorf("%q: no such pod and no address", name)
-}
-
-func activePod(p *cluster.Pod) *cluster.Pod {
-	if p == nil {
-		return nil
-	}
-	if ok, _ := p.Active(); !ok {
-		return nil
-	}
-	return p
 }
 
 func withPolicies(c *cluster.Cluster, nps []*networkingv1.NetworkPolicy) *cluster.Cluster {

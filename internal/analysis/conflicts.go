@@ -42,7 +42,7 @@ func (c TierConflict) String() string {
 	}
 	dir := strings.ToLower(c.Direction.String())
 	win := c.RuleA.Action
-	if restrictiveness(c.RuleB.Action) > restrictiveness(win) {
+	if c.RuleB.Action.Restrictiveness() > win.Restrictiveness() {
 		win = c.RuleB.Action
 	}
 	pods := "1 pod"

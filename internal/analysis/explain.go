@@ -125,18 +125,8 @@ func (ev *evaluator) tierHits(t policy.Tier, dir policy.Direction, c int) []*tie
 			rules := e.p.Rules[dir]
 			for ri := range rules {
 				r := &rules[ri]
-				var mask bitset
-				if dir == policy.Egress {
-					var ok bool
-					if mask, ok = ev.tierPortMask(r); !ok {
-						continue
-					}
-				} else if !ev.ingressPortMatches(r, rep) {
+				if !ev.ruleMatches(m, r, dir, v, rep) {
 					continue
-				}
-				copy(m, ev.tierRuleSet(r, v))
-				if mask != nil {
-					m.and(mask)
 				}
 				m.andNot(done)
 				done.or(m)
@@ -145,7 +135,7 @@ func (ev *evaluator) tierHits(t policy.Tier, dir policy.Direction, c int) []*tie
 				m.and(und)
 				h := &tierHit{e.p, r}
 				m.each(func(d int) {
-					if out[d] == nil || restrictiveness(r.Action) > restrictiveness(out[d].rule.Action) {
+					if out[d] == nil || r.Action.Restrictiveness() > out[d].rule.Action.Restrictiveness() {
 						out[d] = h
 					}
 				})

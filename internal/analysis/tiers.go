@@ -292,18 +292,8 @@ func (ev *evaluator) policyResult(e tierEntry, dir policy.Direction, v addrVaria
 	rules := e.p.Rules[dir]
 	for ri := range rules {
 		r := &rules[ri]
-		var mask bitset
-		if dir == policy.Egress {
-			var ok bool
-			if mask, ok = ev.tierPortMask(r); !ok {
-				continue
-			}
-		} else if !ev.ingressPortMatches(r, rep) {
+		if !ev.ruleMatches(m, r, dir, v, rep) {
 			continue
-		}
-		copy(m, ev.tierRuleSet(r, v))
-		if mask != nil {
-			m.and(mask)
 		}
 		m.andNot(done)
 		switch r.Action {
@@ -320,6 +310,26 @@ func (ev *evaluator) policyResult(e tierEntry, dir policy.Direction, v addrVaria
 		ts.results[key] = res
 	}
 	return res
+}
+
+// ruleMatches sets m to the peer classes a rule matches at the current
+// port (protocols and peers), and reports false, leaving m as it was,
+// when the rule cannot match at this port.
+func (ev *evaluator) ruleMatches(m bitset, r *policy.TierRule, dir policy.Direction, v addrVariant, rep *cluster.Pod) bool {
+	var mask bitset
+	if dir == policy.Egress {
+		var ok bool
+		if mask, ok = ev.tierPortMask(r); !ok {
+			return false
+		}
+	} else if !ev.ingressPortMatches(r, rep) {
+		return false
+	}
+	copy(m, ev.tierRuleSet(r, v))
+	if mask != nil {
+		m.and(mask)
+	}
+	return true
 }
 
 // tierPortMask returns the destination classes at which an egress rule's
@@ -427,17 +437,6 @@ func (ev *evaluator) tierPeerSet(p *policy.TierPeer, v addrVariant) bitset {
 	return b
 }
 
-// restrictiveness orders actions within a priority group.
-func restrictiveness(a policy.Action) int {
-	switch a {
-	case policy.Deny:
-		return 2
-	case policy.Pass:
-		return 1
-	}
-	return 0
-}
-
 // tierHit is the rule of a cluster policy that decided a cell.
 type tierHit struct {
 	p    *policy.ClusterPolicy
@@ -459,7 +458,7 @@ func (ev *evaluator) tierMatch(t policy.Tier, dir policy.Direction, c, peer int)
 		found := false
 		for _, e := range sel[i:j] {
 			r := ev.firstMatch(e.p, dir, c, peer)
-			if r != nil && (!found || restrictiveness(r.Action) > restrictiveness(best.rule.Action)) {
+			if r != nil && (!found || r.Action.Restrictiveness() > best.rule.Action.Restrictiveness()) {
 				best, found = tierHit{e.p, r}, true
 			}
 		}

@@ -323,6 +323,20 @@ func (c *Cluster) Pod(key string) *Pod { return c.byKey[key] }
 // external to the cluster's pods.
 func (c *Cluster) PodByIP(ip netip.Addr) *Pod { return c.byIP[ip.Unmap()] }
 
+// ActivePodByIP returns the active pod owning an address (PodByIP, when
+// that pod is Running with an address), or nil: the dataplane renders only
+// active pods, so the address of another is external to it.
+func (c *Cluster) ActivePodByIP(ip netip.Addr) *Pod {
+	p := c.PodByIP(ip)
+	if p == nil {
+		return nil
+	}
+	if ok, _ := p.Active(); !ok {
+		return nil
+	}
+	return p
+}
+
 // Holders returns the pods holding ip when ip is a conflicted address (see
 // AddressConflict), in cluster order, and nil otherwise.
 func (c *Cluster) Holders(ip netip.Addr) []*Pod { return c.shared[ip.Unmap()] }

@@ -8,13 +8,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/netfence/netfence/internal/agent"
 	"github.com/netfence/netfence/internal/analysis"
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/flow"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/policy"
-	"github.com/netfence/netfence/internal/testbed"
 )
 
 // TestAllowedRealTraffic enforces in a test bed, reads the node
@@ -24,37 +22,11 @@ import (
 // explains that pair and port, and that denied probes give none.
 func TestAllowedRealTraffic(t *testing.T) {
 	needRoot(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	c := monitorCluster()
-	bed, err := testbed.Up(ctx, c, testbed.Options{Prefix: "nfalw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bed.Down() })
-
-	gens := flow.NewGenerations(4)
-	metrics := flow.NewMetrics(nil)
-	hub := flow.NewHub(metrics)
-	sub := hub.Subscribe(4096)
-	var applier *nft.Applier
-	ar := &flow.AllowedReader{Node: "n1", Gens: gens, Hub: hub, Metrics: metrics}
-	rctx, rcancel := context.WithCancel(ctx)
-	defer rcancel()
-	if err := bed.InNode(func() error {
-		var err error
-		if applier, err = nft.NewApplier(0); err != nil {
-			return err
-		}
-		return ar.Run(rctx) // binds the conntrack event socket in the node namespace
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { applier.Close() })
-	a := agent.New(agent.Config{Render: nft.Options{AllLocal: true}, Dataplane: applier, Applied: gens.Applied})
-	if _, err := a.Sync(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	ctx, bed, c, sub := upMonitorBed(t, "nfalw", nft.Options{AllLocal: true},
+		func(ctx context.Context, gens *flow.Generations, hub *flow.Hub, metrics *flow.Metrics) error {
+			ar := &flow.AllowedReader{Node: "n1", Gens: gens, Hub: hub, Metrics: metrics}
+			return ar.Run(ctx) // binds the conntrack event socket in the node namespace
+		})
 	set := policy.NewSet(c)
 	pod := func(name string) *cluster.Pod { return c.Pod("app/" + name) }
 	web := pod("web").IPs[0]

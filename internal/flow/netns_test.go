@@ -70,39 +70,55 @@ func monitorCluster() *cluster.Cluster {
 // pairs with TCP and UDP, and checks that each denied probe is reported,
 // where it was denied and with the attribution `netfence check` gives,
 // and that allowed probes report nothing.
-func TestMonitorRealTraffic(t *testing.T) {
-	needRoot(t)
+// upMonitorBed builds a test bed of monitorCluster, starts a flow reader
+// in its node namespace (start, with the generations, hub and metrics it
+// feeds), enforces the cluster with render through an agent that reports
+// its generations, and returns a context bounding the test, the bed, the
+// cluster and a subscription to the hub. Everything is torn down when the
+// test ends.
+func upMonitorBed(t *testing.T, prefix string, render nft.Options,
+	start func(ctx context.Context, gens *flow.Generations, hub *flow.Hub, metrics *flow.Metrics) error) (context.Context, *testbed.Bed, *cluster.Cluster, *flow.Sub) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	c := monitorCluster()
-	bed, err := testbed.Up(ctx, c, testbed.Options{Prefix: "nfmon"})
+	bed, err := testbed.Up(ctx, c, testbed.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bed.Down() })
-
 	gens := flow.NewGenerations(4)
 	metrics := flow.NewMetrics(nil)
 	hub := flow.NewHub(metrics)
 	sub := hub.Subscribe(4096)
 	var applier *nft.Applier
-	rd := &flow.Reader{Group: 113, Node: "n1", Gens: gens, Hub: hub, Metrics: metrics}
 	rctx, rcancel := context.WithCancel(ctx)
-	defer rcancel()
 	if err := bed.InNode(func() error {
 		var err error
 		if applier, err = nft.NewApplier(0); err != nil {
 			return err
 		}
-		return rd.Run(rctx) // binds the NFLOG socket in the node namespace
+		return start(rctx, gens, hub, metrics)
 	}); err != nil {
+		rcancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { applier.Close() })
-	a := agent.New(agent.Config{Render: nft.Options{AllLocal: true, Log: &nft.LogOptions{Group: 113}}, Dataplane: applier, Applied: gens.Applied})
+	t.Cleanup(rcancel) // runs first: the reader stops before the applier and the bed go
+	a := agent.New(agent.Config{Render: render, Dataplane: applier, Applied: gens.Applied})
 	if _, err := a.Sync(ctx, c); err != nil {
 		t.Fatal(err)
 	}
+	return ctx, bed, c, sub
+}
+
+func TestMonitorRealTraffic(t *testing.T) {
+	needRoot(t)
+	ctx, bed, c, sub := upMonitorBed(t, "nfmon", nft.Options{AllLocal: true, Log: &nft.LogOptions{Group: 113}},
+		func(ctx context.Context, gens *flow.Generations, hub *flow.Hub, metrics *flow.Metrics) error {
+			rd := &flow.Reader{Group: 113, Node: "n1", Gens: gens, Hub: hub, Metrics: metrics}
+			return rd.Run(ctx) // binds the NFLOG socket in the node namespace
+		})
 	set := policy.NewSet(c)
 	pod := func(name string) *cluster.Pod { return c.Pod("app/" + name) }
 	web := pod("web").IPs[0]

@@ -450,22 +450,11 @@ func (s *Set) Evaluate(f Flow) Verdict {
 // pods, so such a pod is neither isolated nor a pod peer.
 func (s *Set) AddrFlow(src, dst netip.Addr, proto corev1.Protocol, port int32) Flow {
 	return Flow{
-		From:     Endpoint{Pod: s.activePodByIP(src), IP: src},
-		To:       Endpoint{Pod: s.activePodByIP(dst), IP: dst},
+		From:     Endpoint{Pod: s.Cluster.ActivePodByIP(src), IP: src},
+		To:       Endpoint{Pod: s.Cluster.ActivePodByIP(dst), IP: dst},
 		Protocol: proto,
 		Port:     port,
 	}
-}
-
-func (s *Set) activePodByIP(ip netip.Addr) *cluster.Pod {
-	p := s.Cluster.PodByIP(ip)
-	if p == nil {
-		return nil
-	}
-	if ok, _ := p.Active(); !ok {
-		return nil
-	}
-	return p
 }
 
 func (s *Set) side(dir Direction, subject *cluster.Pod, peer Endpoint, f Flow) Side {
@@ -619,7 +608,7 @@ func (s *Set) decideTier(t Tier, subject *cluster.Pod, dir Direction, peer Endpo
 			}
 			if m, ok := s.firstMatch(p, dir, peer, peerNS, dst, f); ok {
 				matches = append(matches, m)
-				if best < 0 || m.Action.restrictiveness() > matches[best].Action.restrictiveness() {
+				if best < 0 || m.Action.Restrictiveness() > matches[best].Action.Restrictiveness() {
 					best = len(matches) - 1
 				}
 			}

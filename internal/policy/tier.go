@@ -59,9 +59,9 @@ func (a Action) String() string {
 	return "Accept"
 }
 
-// restrictiveness orders actions for policies of equal priority: Deny
+// Restrictiveness orders actions for policies of equal priority: Deny
 // beats Pass beats Accept.
-func (a Action) restrictiveness() int {
+func (a Action) Restrictiveness() int {
 	switch a {
 	case Deny:
 		return 2

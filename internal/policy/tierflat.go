@@ -411,7 +411,7 @@ func (d *decider) decide(cover []int32, needPorts bool) int32 {
 	var act Action
 	for _, i := range cover {
 		it := &d.items[i]
-		if it.Group == g && first[it.Policy] == it.Rule && it.Action.restrictiveness() > act.restrictiveness() {
+		if it.Group == g && first[it.Policy] == it.Rule && it.Action.Restrictiveness() > act.Restrictiveness() {
 			act = it.Action
 		}
 	}
