@@ -21,11 +21,12 @@ import (
 type Endpoint = policy.Endpoint
 
 // ResolveEndpoint resolves "ns/pod" (or "pod" in namespace default) or an
-// address. An address owned by a pod is that pod; any other is external.
+// address. An address owned by an active pod is that pod; any other is
+// external, as the dataplane (and policy.Set.AddrFlow) sees it.
 func ResolveEndpoint(c *cluster.Cluster, s string) (Endpoint, error) {
 	if ip, err := netip.ParseAddr(s); err == nil {
 		ip = ip.Unmap()
-		return Endpoint{Pod: c.PodByIP(ip), IP: ip}, nil
+		return Endpoint{Pod: c.ActivePodByIP(ip), IP: ip}, nil
 	}
 	key := s
 	if !strings.Contains(key, "/") {
