@@ -126,6 +126,9 @@ func (f *agentFlags) renderOptions() (nft.Options, error) {
 		return opts, fmt.Errorf("--deny %q: must be drop or reject", f.deny)
 	}
 	opts.Log = f.monitor.logOptions()
+	if f.monitor.audit {
+		opts.Deny = nft.DenyAudit
+	}
 	return opts, nil
 }
 

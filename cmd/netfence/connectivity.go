@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -36,7 +39,7 @@ func parsePorts(list []string) ([]analysis.Port, error) {
 func newConnectivityCommand(s *streams) *cobra.Command {
 	var src sourceFlags
 	var ports []string
-	var output, deny string
+	var output, deny, flows string
 	var opts connectivity.Options
 	cmd := &cobra.Command{
 		Use:   "connectivity -f MANIFESTS [--ports TCP/80,...] [-o table|json]",
@@ -46,6 +49,12 @@ namespace plus one per pod, with the pods' addresses), enforces the policies
 there with netfence's nftables dataplane, probes every pod pair and port with
 real TCP/UDP traffic (SCTP with raw INIT packets), tears everything down and
 prints the observed matrix beside the analyzer's expected one.
+With --flows FILE, the node's flow monitor (the agent's: denied packets
+through NFLOG, allowed connections through conntrack) runs while probing, and
+what it saw is written to FILE as NDJSON flow records (netfence monitor -o
+json), one per connection. With --audit the ruleset denies nothing and logs
+what it would deny (agent --audit): every probe should get through, and the
+records say allowed with pending.verdict "denied" where enforcing would deny.
 Exit 0 when they agree, 1 on any mismatch, 2 on error. Needs root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -69,9 +78,15 @@ Exit 0 when they agree, 1 on any mismatch, 2 on error. Needs root.`,
 				return err
 			}
 			opts.Log = newLogger(s, false)
+			opts.Flows = flows != ""
 			rep, err := connectivity.Run(cmd.Context(), set, opts)
 			if err != nil {
 				return &exitError{code: 2, err: err}
+			}
+			if flows != "" {
+				if err := writeFileWith(flows, rep.WriteFlows); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--flows: %w", err)}
+				}
 			}
 			if output == "json" {
 				err = rep.WriteJSON(s.out)
@@ -94,7 +109,32 @@ Exit 0 when they agree, 1 on any mismatch, 2 on error. Needs root.`,
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 32, "concurrent probes")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", time.Second, "timeout of one probe")
 	cmd.Flags().StringVar(&opts.Prefix, "prefix", "", "name prefix of the namespaces created (default: random)")
+	cmd.Flags().StringVar(&flows, "flows", "", "write the flow records the node's monitor saw while probing to this `FILE` (NDJSON, one per connection)")
+	cmd.Flags().BoolVar(&opts.Audit, "audit", false, "enforce in audit mode, as agent --audit: nothing is denied, what would be is logged")
 	return cmd
+}
+
+// writeFileWith writes a file through fn, atomically: a temporary file
+// in the same folder renamed over path once complete.
+func writeFileWith(path string, fn func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	w := bufio.NewWriter(tmp)
+	if err := fn(w); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func newTestbedCommand(s *streams) *cobra.Command {

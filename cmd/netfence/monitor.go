@@ -29,6 +29,9 @@ type monitorFlags struct {
 	flowLog         string
 	flowLogInterval time.Duration
 	flowLogMaxMB    int64
+	// audit runs the ruleset as a dry run (nft.DenyAudit); it turns the
+	// monitor on.
+	audit bool
 }
 
 func (m *monitorFlags) addFlags(fl *pflag.FlagSet) {
@@ -40,10 +43,14 @@ func (m *monitorFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&m.flowLog, "flow-log", "", "also write aggregated flow records (NDJSON, one per key and interval) to this `FILE`, rotated by size (with --monitor)")
 	fl.DurationVar(&m.flowLogInterval, "flow-log-interval", 10*time.Second, "aggregation interval of --flow-log")
 	fl.Int64Var(&m.flowLogMaxMB, "flow-log-max-mb", 100, "size of --flow-log before it rotates (3 old files kept)")
+	fl.BoolVar(&m.audit, "audit", false, "node-wide dry run: deny nothing; log what policy would deny as allowed records with pending.verdict denied (turns --monitor on)")
 }
 
 // logOptions are the ruleset's logging options: nil without --monitor.
 func (m *monitorFlags) logOptions() *nft.LogOptions {
+	if m.audit {
+		m.enabled = true
+	}
 	if !m.enabled {
 		return nil
 	}
@@ -76,12 +83,13 @@ func (m *monitorFlags) start(ctx context.Context, netns string, opts nft.Options
 		defer fd.Close() // the netlink socket is open once Run returns
 		nsfd = int(fd.Fd())
 	}
-	rd := &flow.Reader{Group: opts.Log.Group, NetNS: nsfd, Node: opts.Node, Gens: gens, Hub: hub, Metrics: metrics, Log: log}
+	audit := opts.Deny == nft.DenyAudit
+	rd := &flow.Reader{Group: opts.Log.Group, NetNS: nsfd, Node: opts.Node, AllLocal: opts.AllLocal, Audit: audit, Gens: gens, Hub: hub, Metrics: metrics, Log: log}
 	if err := rd.Run(ctx); err != nil {
 		return fmt.Errorf("flow monitor: %w", err)
 	}
 	if m.allowed {
-		ar := &flow.AllowedReader{NetNS: nsfd, Node: opts.Node, AllLocal: opts.AllLocal, Gens: gens, Hub: hub, Metrics: metrics, Log: log}
+		ar := &flow.AllowedReader{NetNS: nsfd, Node: opts.Node, AllLocal: opts.AllLocal, Audit: audit, Gens: gens, Hub: hub, Metrics: metrics, Log: log}
 		if err := ar.Run(ctx); err != nil {
 			return fmt.Errorf("flow monitor (--monitor-allowed): %w", err)
 		}
@@ -103,7 +111,10 @@ func (m *monitorFlags) start(ctx context.Context, netns string, opts nft.Options
 			log.Error("flow monitor socket stopped", "error", err)
 		}
 	}()
-	log.Info("flow monitor on", "socket", m.socket, "nflogGroup", opts.Log.Group)
+	if audit {
+		log.Warn("audit mode: policy is not enforced; what it would deny is logged (netfence monitor shows pending.verdict denied)")
+	}
+	log.Info("flow monitor on", "socket", m.socket, "nflogGroup", opts.Log.Group, "audit", audit)
 	return nil
 }
 

@@ -29,6 +29,7 @@ func newRootCommand(name string, in io.Reader, out, errOut io.Writer) *cobra.Com
 	s := &streams{in: in, out: out, err: errOut}
 	root := &cobra.Command{
 		Use:           name,
+		Version:       version,
 		Short:         "Analyze and enforce Kubernetes NetworkPolicy",
 		Long:          "netfence answers \"who can reach whom, and why?\" from manifests, and enforces NetworkPolicy in nftables.",
 		SilenceUsage:  true,

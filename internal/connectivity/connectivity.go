@@ -29,6 +29,7 @@ import (
 	"github.com/netfence/netfence/internal/agent"
 	"github.com/netfence/netfence/internal/analysis"
 	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/flow"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/policy"
 	"github.com/netfence/netfence/internal/testbed"
@@ -48,6 +49,14 @@ type Options struct {
 	// Prefix names the testbed's namespaces (default: random).
 	Prefix string
 	Log    *slog.Logger
+	// Flows collects what the node's flow monitor saw while probing
+	// (Report.Flows): denied packets through NFLOG, allowed connections
+	// through conntrack events, explained as the agent explains them.
+	Flows bool
+	// Audit enforces in audit mode (nft.DenyAudit, agent --audit):
+	// nothing is denied, so every probe is expected through; what policy
+	// would deny is logged (see Flows) and Result.WouldAllow says it.
+	Audit bool
 }
 
 // Result is one probed (or unprobed) pair and port: the matrix contract's
@@ -72,6 +81,9 @@ type Result struct {
 	Outcome  string `json:"outcome,omitempty"`
 	Mismatch bool   `json:"mismatch"`
 	Reason   string `json:"reason,omitempty"`
+	// WouldAllow, in audit mode (Options.Audit), is the analyzer's
+	// verdict, which enforcing would give; Expected is then true.
+	WouldAllow *bool `json:"wouldAllow,omitempty"`
 }
 
 // Report is a run's result.
@@ -86,6 +98,13 @@ type Report struct {
 	Probes     int      `json:"probes"`
 	// Duration of the whole run, setup and teardown included.
 	Duration string `json:"duration"`
+	// Audit is set when the dataplane audited instead of denying.
+	Audit bool `json:"audit,omitempty"`
+	// Flows are the flow records of the probes (Options.Flows), one per
+	// connection: the packets of one connection (retransmissions, resent
+	// datagrams) are merged, Count summing them. Written apart, as NDJSON
+	// (WriteFlows).
+	Flows []flow.Record `json:"-"`
 }
 
 // Run sets up the testbed for set's cluster (host-network pods in its
@@ -116,12 +135,33 @@ func Run(ctx context.Context, set *policy.Set, opts Options) (_ *Report, err err
 			err = fmt.Errorf("testbed down: %w", derr)
 		}
 	}()
-	applier, err := Enforce(ctx, bed, set.Cluster, opts.Deny, opts.Log)
+	render := nft.Options{AllLocal: true, Deny: opts.Deny}
+	if opts.Audit {
+		render.Deny = nft.DenyAudit
+	}
+	var col *collector
+	var applied func(uint64, *policy.Set)
+	if opts.Flows || opts.Audit {
+		// Every packet the ruleset denies (or audits) is logged: the
+		// testbed's probes are bounded, no rate limit may hide one.
+		render.Log = &nft.LogOptions{Group: flowLogGroup, Rate: 1 << 20}
+	}
+	if opts.Flows {
+		if col, err = startCollector(ctx, bed, render); err != nil {
+			return nil, err
+		}
+		defer col.cancel()
+		applied = col.gens.Applied
+	}
+	applier, err := EnforceWith(ctx, bed, set.Cluster, render, applied, opts.Log)
 	if err != nil {
 		return nil, err
 	}
 	defer applier.Close()
-	rep := ProbeSet(ctx, bed, set, ports, opts.Parallel, opts.Timeout)
+	rep := probeSet(ctx, bed, set, ports, opts.Parallel, opts.Timeout, opts.Audit)
+	if col != nil {
+		rep.Flows = col.stop()
+	}
 	rep.Duration = time.Since(start).Round(time.Millisecond).String()
 	return rep, nil
 }
@@ -129,6 +169,12 @@ func Run(ctx context.Context, set *policy.Set, opts Options) (_ *Report, err err
 // Enforce installs the cluster's ruleset in the testbed's node namespace
 // with the agent (every pod is local) and returns the applier bound there.
 func Enforce(ctx context.Context, bed *testbed.Bed, c *cluster.Cluster, deny nft.Deny, log *slog.Logger) (*nft.Applier, error) {
+	return EnforceWith(ctx, bed, c, nft.Options{AllLocal: true, Deny: deny}, nil, log)
+}
+
+// EnforceWith is Enforce with the render options and a hook called with
+// the generation and policies of the ruleset applied (agent.Config.Applied).
+func EnforceWith(ctx context.Context, bed *testbed.Bed, c *cluster.Cluster, render nft.Options, applied func(uint64, *policy.Set), log *slog.Logger) (*nft.Applier, error) {
 	var applier *nft.Applier
 	if err := bed.InNode(func() error {
 		var err error
@@ -137,7 +183,7 @@ func Enforce(ctx context.Context, bed *testbed.Bed, c *cluster.Cluster, deny nft
 	}); err != nil {
 		return nil, fmt.Errorf("open nftables in the node namespace: %w", err)
 	}
-	a := agent.New(agent.Config{Render: nft.Options{AllLocal: true, Deny: deny}, Dataplane: applier, Log: log})
+	a := agent.New(agent.Config{Render: render, Dataplane: applier, Log: log, Applied: applied})
 	if err := a.CheckKernel(ctx); err != nil {
 		applier.Close()
 		return nil, err
@@ -202,7 +248,14 @@ const fromOtherNodeWords = "unprobed: from a host-network pod to a pod the clust
 // primary addresses, in the order of the report's ports and pods (as
 // Probe's); the probes to other addresses follow.
 func ProbeSet(ctx context.Context, bed *testbed.Bed, set *policy.Set, ports []analysis.Port, parallel int, timeout time.Duration) *Report {
-	rep := &Report{}
+	return probeSet(ctx, bed, set, ports, parallel, timeout, false)
+}
+
+// probeSet is ProbeSet; with audit, the dataplane audits instead of
+// denying: every flow is expected through, and WouldAllow is the
+// analyzer's verdict.
+func probeSet(ctx context.Context, bed *testbed.Bed, set *policy.Set, ports []analysis.Port, parallel int, timeout time.Duration, audit bool) *Report {
+	rep := &Report{Audit: audit}
 	pods, _ := set.Cluster.ActivePods()
 	for _, p := range ports {
 		rep.Ports = append(rep.Ports, p.String())
@@ -228,6 +281,10 @@ func ProbeSet(ctx context.Context, bed *testbed.Bed, set *policy.Set, ports []an
 					} else {
 						v := set.Evaluate(set.AddrFlow(src, dst, port.Protocol, port.Port))
 						r.Allowed, r.Expected, r.Egress, r.Ingress = v.Allowed, v.Allowed, v.Egress.Allowed, v.Ingress.Allowed
+						if audit {
+							would := v.Allowed
+							r.WouldAllow, r.Allowed, r.Expected = &would, true, true
+						}
 					}
 					spec := testbed.ProbeSpec{From: from, To: dst, Protocol: port.Protocol, Port: port.Port}
 					_, inBed := bed.PodNamespace(to.Key())

@@ -79,6 +79,10 @@ func TestDifferential(t *testing.T) {
 		t.Run(phase.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(phase.seed[0], phase.seed[1]))
 			st := diffStats{byProto: map[string]int{}}
+			var fst struct {
+				flowStats
+				clusters int
+			}
 			tiered := 0
 			start := time.Now()
 			// With cluster policies, clusters are generated until n of
@@ -88,6 +92,13 @@ func TestDifferential(t *testing.T) {
 				c := randcluster.New(r, i, phase.opts)
 				if phase.opts.ClusterPolicies && i%3 == 2 {
 					c = onOtherNode(c)
+				}
+				// Every other cluster runs with the flow monitor; of
+				// those, one in four stages half its policies and one in
+				// four (others) is audited.
+				flows := i%2 == 0
+				if flows && i%8 == 2 {
+					c = stageHalf(c)
 				}
 				set := policy.NewSet(c)
 				if len(set.Rejected) > 0 {
@@ -102,6 +113,7 @@ func TestDifferential(t *testing.T) {
 					// Every tenth cluster with the default drop verdict.
 					opts.Deny, opts.Timeout = nft.DenyDrop, 400*time.Millisecond
 				}
+				opts.Flows, opts.Audit = flows, flows && i%8 == 6
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				rep, err := Run(ctx, set, opts)
 				cancel()
@@ -122,6 +134,10 @@ func TestDifferential(t *testing.T) {
 				if phase.check != nil {
 					phase.check(t, i, set, rep)
 				}
+				if flows {
+					fst.clusters++
+					checkFlows(t, fmt.Sprintf("cluster %d", i), set, rep, &fst.flowStats)
+				}
 				if t.Failed() {
 					dumpCluster(t, c)
 					t.FailNow()
@@ -130,6 +146,11 @@ func TestDifferential(t *testing.T) {
 			t.Logf("%d clusters (%d with cluster policies): %d probes (IPv4 %d, IPv6 %d; %v), %d allowed; %d to the host-network pod (%d allowed); %d from it to pods of its node (%d allowed, %d to pods isolated for ingress), %d to pods of another node not probed; %d mismatches in %s",
 				i, tiered, st.probes, st.byFamily[0], st.byFamily[1], st.byProto, st.allowed, st.toHost, st.toHostAllowed,
 				st.fromHost, st.fromHostAllowed, st.fromHostIsolated, st.fromOtherNode, st.mismatches, time.Since(start).Round(time.Millisecond))
+			t.Logf("flow monitor on %d clusters: %d probes, each in exactly one record with the wire's verdict and check's attribution: %d denied, %d audited, %d with a pending verdict",
+				fst.clusters, fst.probes, fst.denied, fst.audited, fst.pending)
+			if phase.n >= 20 && (fst.denied == 0 || fst.audited == 0 || fst.pending == 0) {
+				t.Errorf("the flow checks do not exercise denied, audited and staged flows: %+v", fst)
+			}
 			if phase.n >= 20 {
 				// The test must be able to tell: denied and allowed
 				// flows of every kind.
@@ -207,6 +228,31 @@ func onOtherNode(c *cluster.Cluster) *cluster.Cluster {
 	return cluster.NewWith(parts)
 }
 
+// stageHalf stages every other policy of c, NetworkPolicies and cluster
+// policies (netfence.io/mode: staged).
+func stageHalf(c *cluster.Cluster) *cluster.Cluster {
+	parts := cluster.Parts{Pods: c.Pods, Nodes: c.Nodes}
+	for _, ns := range c.Namespaces {
+		parts.Namespaces = append(parts.Namespaces, ns)
+	}
+	for i, np := range c.Policies {
+		if i%2 == 1 {
+			np = np.DeepCopy()
+			np.Annotations = map[string]string{cluster.ModeAnnotation: cluster.ModeStaged}
+		}
+		parts.Policies = append(parts.Policies, np)
+	}
+	for i, cp := range c.ClusterPolicies {
+		if i%2 == 1 {
+			cp2 := *cp
+			cp2.Annotations = map[string]string{cluster.ModeAnnotation: cluster.ModeStaged}
+			cp = &cp2
+		}
+		parts.ClusterPolicies = append(parts.ClusterPolicies, cp)
+	}
+	return cluster.NewWith(parts)
+}
+
 // checkMatrix holds the analyzer's matrix to Set.Evaluate on the pairs
 // at the destinations' primary addresses.
 func checkMatrix(t *testing.T, i int, set *policy.Set, rep *Report) {
@@ -223,8 +269,12 @@ func checkMatrix(t *testing.T, i int, set *policy.Set, rep *Report) {
 		for a := 0; a < n; a++ {
 			for b := 0; b < n; b++ {
 				res := rep.Results[k*n*n+a*n+b]
-				if allowed, _, _ := m.Result(a, b, k); allowed != res.Expected {
-					t.Errorf("cluster %d: %s -> %s %s/%d: matrix %s, Set.Evaluate %s", i, res.From, res.To, res.Protocol, res.Port, word(allowed), word(res.Expected))
+				expected := res.Expected
+				if res.WouldAllow != nil { // audit mode
+					expected = *res.WouldAllow
+				}
+				if allowed, _, _ := m.Result(a, b, k); allowed != expected {
+					t.Errorf("cluster %d: %s -> %s %s/%d: matrix %s, Set.Evaluate %s", i, res.From, res.To, res.Protocol, res.Port, word(allowed), word(expected))
 				}
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/mdlayher/netlink"
 	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/nsfd"
@@ -49,8 +50,12 @@ type AllowedReader struct {
 	// AllLocal counts every active pod-network pod as local, whatever its
 	// node (nft.Options.AllLocal); otherwise local pods are those of Node.
 	AllLocal bool
-	Gens     *Generations
-	Hub      *Hub
+	// Audit is set when the ruleset audits instead of denying
+	// (nft.DenyAudit): connections it would deny are reported by the
+	// Reader, from their logged first packet, and skipped here.
+	Audit bool
+	Gens  *Generations
+	Hub   *Hub
 	// Metrics may be nil.
 	Metrics *Metrics
 	Log     *slog.Logger
@@ -165,19 +170,16 @@ func (ar *AllowedReader) Handle(f *ct.Flow, at time.Time) bool {
 	if !ar.local(set.Cluster, p.Src) && !ar.local(set.Cluster, p.Dst) {
 		return false
 	}
+	if ar.Audit && !set.Evaluate(set.AddrFlow(p.Src, p.Dst, corev1.Protocol(protoName(p.Proto)), int32(p.DstPort))).Allowed {
+		// The ruleset audited its first packet: the Reader reports it.
+		return false
+	}
 	ar.Hub.Publish(ar.cache.Explain(set, ar.Node, at, p, false, 0))
 	return true
 }
 
 func (ar *AllowedReader) local(c *cluster.Cluster, ip netip.Addr) bool {
-	pod := c.PodByIP(ip)
-	if pod == nil || pod.HostNetwork {
-		return false
-	}
-	if ok, _ := pod.Active(); !ok {
-		return false
-	}
-	return ar.AllLocal || pod.NodeName == ar.Node
+	return isLocal(c, ip, ar.Node, ar.AllLocal)
 }
 
 func (ar *AllowedReader) lost() {

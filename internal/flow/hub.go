@@ -107,8 +107,16 @@ func (h *Hub) Publish(r Record) {
 }
 
 // count adds r to the verdict metric under the policy that decided it
-// (see DecidedBy).
+// (see DecidedBy). A pending verdict that differs (staged policies, or
+// audit mode) is counted too, as verdict "pending-denied" or
+// "pending-allowed" under the policy that would decide it.
 func (h *Hub) count(r Record) {
 	ns, pol, dir := DecidedBy(r)
 	h.metrics.Verdicts.WithLabelValues(ns, pol, dir, r.Verdict).Inc()
+	if p := r.Pending; p != nil && p.Verdict != r.Verdict {
+		pr := r
+		pr.Verdict, pr.DeniedAt, pr.Egress, pr.Ingress, pr.Pending = p.Verdict, p.DeniedAt, p.Egress, p.Ingress, nil
+		ns, pol, dir := DecidedBy(pr)
+		h.metrics.Verdicts.WithLabelValues(ns, pol, dir, "pending-"+p.Verdict).Inc()
+	}
 }

@@ -68,6 +68,14 @@ type Reader struct {
 	// current one).
 	NetNS int
 	Node  string
+	// AllLocal counts every active pod-network pod as local
+	// (nft.Options.AllLocal); otherwise local pods are those of Node.
+	AllLocal bool
+	// Audit is set when the ruleset audits instead of denying
+	// (nft.DenyAudit): logged packets went on, their records are
+	// Audited, and a packet logged at ingress that its local source's
+	// egress policy also audited (and logged) is reported once.
+	Audit bool
 	Gens  *Generations
 	Hub   *Hub
 	// Metrics may be nil.
@@ -93,7 +101,14 @@ func (rd *Reader) Handle(prefix string, payload []byte, at time.Time) bool {
 	if !exact && rd.Log != nil {
 		rd.Log.Debug("flow monitor: generation no longer kept, explaining with the newest", "generation", gen)
 	}
-	rd.Hub.Publish(Explain(set, rd.Node, at, p, true, dir))
+	r := Explain(set, rd.Node, at, p, true, dir)
+	if rd.Audit {
+		if dir == policy.Ingress && set != nil && !r.Egress.Allowed && r.Egress.Subject && isLocal(set.Cluster, p.Src, rd.Node, rd.AllLocal) {
+			return true // reported by its egress log
+		}
+		r = r.Audited()
+	}
+	rd.Hub.Publish(r)
 	return true
 }
 
@@ -103,10 +118,14 @@ func (rd *Reader) lost() {
 	}
 }
 
+// flushTimeout bounds, in hundredths of a second, how long the kernel
+// holds logged packets to batch them (its default is a second).
+const flushTimeout = 5
+
 // Run reads the group until ctx ends. It returns once the socket is bound
 // (or fails to); reading goes on in the background until ctx is done.
 func (rd *Reader) Run(ctx context.Context) error {
-	nf, err := nflog.Open(&nflog.Config{Group: rd.Group, Copymode: nflog.CopyPacket, Bufsize: 256, NetNS: rd.NetNS})
+	nf, err := nflog.Open(&nflog.Config{Group: rd.Group, Copymode: nflog.CopyPacket, Bufsize: 256, NetNS: rd.NetNS, Timeout: flushTimeout})
 	if err != nil {
 		return fmt.Errorf("nflog group %d: %w", rd.Group, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/netfence/netfence/internal/analysis"
+	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/policy"
 )
 
@@ -35,7 +36,7 @@ type Record struct {
 	Port     int       `json:"port"`
 	// DeniedAt is where the kernel denied the packet: "egress" (at the
 	// source) or "ingress" (at the destination); empty when allowed.
-	DeniedAt string              `json:"deniedAt,omitempty"`
+	DeniedAt string              `json:"deniedAt"`
 	Egress   analysis.SideResult `json:"egress"`
 	Ingress  analysis.SideResult `json:"ingress"`
 	// Pending, present when the snapshot stages policies
@@ -199,6 +200,37 @@ func Explain(set *policy.Set, node string, at time.Time, p Packet, denied bool, 
 		}
 	}
 	return r
+}
+
+// Audited is the record of a packet the ruleset audited instead of
+// denying (agent --audit, nft.DenyAudit: logged, then let through): the
+// verdict is what happened, allowed, and Pending says what enforcing
+// would do: denied, and where, with the sides of r. When the snapshot
+// stages policies, Pending already holds the verdict with them enforced
+// as well, and is kept.
+func (r Record) Audited() Record {
+	if r.Verdict != Denied {
+		return r
+	}
+	if r.Pending == nil {
+		r.Pending = &Pending{Verdict: Denied, DeniedAt: r.DeniedAt, Egress: r.Egress, Ingress: r.Ingress}
+	}
+	r.Verdict, r.DeniedAt = Allowed, ""
+	return r
+}
+
+// isLocal reports whether ip is the address of an active pod-network pod
+// of node (of any node with allLocal), as nft.Options picks the pods it
+// renders.
+func isLocal(c *cluster.Cluster, ip netip.Addr, node string, allLocal bool) bool {
+	pod := c.PodByIP(ip)
+	if pod == nil || pod.HostNetwork {
+		return false
+	}
+	if ok, _ := pod.Active(); !ok {
+		return false
+	}
+	return allLocal || pod.NodeName == node
 }
 
 func dirWord(d policy.Direction) string {

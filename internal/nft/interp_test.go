@@ -117,7 +117,7 @@ func (in *interp) run(name string, p packet, egress bool, trace *[]string, depth
 		peer = p.dst
 	}
 	for _, r := range c.Rules {
-		if r.Egress != egress && r.Kind != RuleDeny && r.Kind != RuleTCPReset {
+		if r.Egress != egress && r.Kind != RuleDeny && r.Kind != RuleTCPReset && r.Kind != RuleDrop && r.Kind != RuleLogJump && r.Kind != RuleNFLog {
 			return 0, fmt.Errorf("chain %s: a rule of the other direction", name)
 		}
 		switch r.Kind {
@@ -159,7 +159,10 @@ func (in *interp) run(name string, p packet, egress bool, trace *[]string, depth
 			if p.proto == 6 {
 				return vDrop, nil
 			}
-		case RuleDeny:
+		case RuleDeny, RuleDrop:
+			if in.m.Deny == DenyAudit {
+				return vContinue, nil
+			}
 			return vDrop, nil
 		}
 	}

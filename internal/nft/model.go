@@ -162,11 +162,19 @@ const (
 	// DenyReject answers TCP with a reset and anything else with an ICMP
 	// administratively-prohibited error, so clients fail fast.
 	DenyReject
+	// DenyAudit denies nothing: what policy would deny is logged (with
+	// Options.Log) and goes on as if no policy selected the pod (egress:
+	// the destination's ingress check follows). It is a dry run of the
+	// whole ruleset; a tier's Deny elements are audited too.
+	DenyAudit
 )
 
 func (d Deny) String() string {
-	if d == DenyReject {
+	switch d {
+	case DenyReject:
 		return "reject"
+	case DenyAudit:
+		return "audit"
 	}
 	return "drop"
 }
@@ -336,7 +344,8 @@ const (
 	RuleLogJump
 	// RuleNFLog logs the packet to NFLOG (Prefix, Group).
 	RuleNFLog
-	// RuleDrop drops, whatever the model's Deny.
+	// RuleDrop drops, whatever the model's Deny (but DenyAudit, which
+	// returns).
 	RuleDrop
 )
 

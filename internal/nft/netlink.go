@@ -338,6 +338,9 @@ func ruleExprs(r Rule, deny Deny, setID func(string) uint32) []expr.Any {
 	case RuleNFLog:
 		return []expr.Any{&expr.Log{Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_GROUP, Group: r.Group, Data: []byte(r.Prefix)}}
 	case RuleDrop:
+		if deny == DenyAudit {
+			return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}
+		}
 		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 	case RuleTCPReset:
 		return []expr.Any{
@@ -346,8 +349,11 @@ func ruleExprs(r Rule, deny Deny, setID func(string) uint32) []expr.Any {
 			&expr.Reject{Type: unix.NFT_REJECT_TCP_RST},
 		}
 	}
-	if deny == DenyReject {
+	switch deny {
+	case DenyReject:
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}}
+	case DenyAudit:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}
 	}
 	return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}
 }

@@ -145,12 +145,19 @@ func (r Rule) text(deny Deny) string {
 		s = fmt.Sprintf("log prefix %q group %d", r.Prefix, r.Group)
 	case RuleDrop:
 		s = "drop"
+		if deny == DenyAudit {
+			s = "return"
+		}
 	case RuleTCPReset:
 		s = "meta l4proto tcp reject with tcp reset"
 	case RuleDeny:
-		s = "drop"
-		if deny == DenyReject {
+		switch deny {
+		case DenyReject:
 			s = "reject with icmpx admin-prohibited"
+		case DenyAudit:
+			s = "return"
+		default:
+			s = "drop"
 		}
 	}
 	return s + comment(r.Comment)
