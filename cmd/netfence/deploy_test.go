@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/flow"
 	"github.com/netfence/netfence/internal/kube"
 )
 
@@ -110,6 +112,20 @@ func TestDeployHardening(t *testing.T) {
 	for what := range allowed {
 		if !granted[what] {
 			t.Errorf("RBAC does not grant %s, which the agent calls (%s)", what, allowed[what])
+		}
+	}
+
+	// The monitor's socket folder is writable (the root filesystem is not).
+	if slices.Contains(c.Args, "--monitor") {
+		dir := filepath.Dir(flow.DefaultSocket)
+		ok := false
+		for _, m := range c.VolumeMounts {
+			if m.MountPath == dir && !m.ReadOnly {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("--monitor without a writable volume at %s: %+v", dir, c.VolumeMounts)
 		}
 	}
 
