@@ -41,6 +41,7 @@ func newConnectivityCommand(s *streams) *cobra.Command {
 	var ports []string
 	var output, deny, flows string
 	var opts connectivity.Options
+	var live liveFlags
 	cmd := &cobra.Command{
 		Use:   "connectivity -f MANIFESTS [--ports TCP/80,...] [-o table|json]",
 		Short: "Probe every pod pair with real traffic through the enforced dataplane and compare with the analyzer (root)",
@@ -55,7 +56,15 @@ what it saw is written to FILE as NDJSON flow records (netfence monitor -o
 json), one per connection. With --audit the ruleset denies nothing and logs
 what it would deny (agent --audit): every probe should get through, and the
 records say allowed with pending.verdict "denied" where enforcing would deny.
-Exit 0 when they agree, 1 on any mismatch, 2 on error. Needs root.`,
+With --live it tests a live cluster instead (the cilium connectivity test of
+netfence): it creates the namespaces netfence-probe-x and netfence-probe-y
+with probe pods a, b and c (netfence's image, --image, serving --ports),
+applies the NetworkPolicies of -f (each in one of those namespaces; without
+-f the cluster's own policies decide), waits for the nodes' agents
+(--settle), probes every pair and port with real connections made inside the
+source pod (exec), compares with the analyzer's reading of the live cluster
+and deletes what it created (unless --keep). SCTP is not probed live.
+Exit 0 when they agree, 1 on any mismatch, 2 on error. Needs root (not with --live).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
@@ -72,6 +81,9 @@ Exit 0 when they agree, 1 on any mismatch, 2 on error. Needs root.`,
 			var err error
 			if opts.Ports, err = parsePorts(ports); err != nil {
 				return &exitError{code: 2, err: err}
+			}
+			if src.live {
+				return runLiveConnectivity(cmd, s, &src, &live, opts, output)
 			}
 			set, err := src.load(cmd.Context(), s)
 			if err != nil {
@@ -111,6 +123,7 @@ Exit 0 when they agree, 1 on any mismatch, 2 on error. Needs root.`,
 	cmd.Flags().StringVar(&opts.Prefix, "prefix", "", "name prefix of the namespaces created (default: random)")
 	cmd.Flags().StringVar(&flows, "flows", "", "write the flow records the node's monitor saw while probing to this `FILE` (NDJSON, one per connection)")
 	cmd.Flags().BoolVar(&opts.Audit, "audit", false, "enforce in audit mode, as agent --audit: nothing is denied, what would be is logged")
+	live.register(cmd)
 	return cmd
 }
 

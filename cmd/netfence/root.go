@@ -63,7 +63,7 @@ func newRootCommand(name string, in io.Reader, out, errOut io.Writer) *cobra.Com
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.AddCommand(newCheckCommand(s), newMatrixCommand(s), newDescribeCommand(s),
-		newAgentCommand(s), newConnectivityCommand(s), newTestbedCommand(s), newAdviseCommand(s), newMonitorCommand(s))
+		newAgentCommand(s), newConnectivityCommand(s), newTestbedCommand(s), newAdviseCommand(s), newMonitorCommand(s), newProbeCommand(s))
 	return root
 }
 
