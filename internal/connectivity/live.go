@@ -384,4 +384,3 @@ func execDial(ctx context.Context, opts LiveOptions, key string, targets []probe
 	}
 	return out, nil
 }
-
