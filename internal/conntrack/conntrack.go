@@ -141,10 +141,11 @@ func NewRevoker(netnsFD int) (*Revoker, error) {
 
 // dialNetlink opens a ctnetlink socket in the revoker's namespace. The
 // socket is created by a thread that enters the namespace and comes back
-// (mdlayher/socket's NetNS); the namespace is always given explicitly,
-// never taken from whatever thread the caller runs on. Caller holds r.mu.
+// (mdlayher/socket's NetNS), except when it is the process's own
+// (nsfd.ForDial: entering it would take CAP_SYS_ADMIN, which the
+// DaemonSet does not grant). Caller holds r.mu.
 func (r *Revoker) dialNetlink() (table, error) {
-	c, err := ct.Dial(&netlink.Config{NetNS: r.nsFD})
+	c, err := ct.Dial(&netlink.Config{NetNS: nsfd.ForDial(r.nsFD)})
 	if err != nil {
 		return nil, err
 	}

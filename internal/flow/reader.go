@@ -12,6 +12,7 @@ import (
 	"github.com/mdlayher/netlink"
 
 	"github.com/netfence/netfence/internal/nft"
+	"github.com/netfence/netfence/internal/nsfd"
 	"github.com/netfence/netfence/internal/policy"
 )
 
@@ -125,7 +126,7 @@ const flushTimeout = 5
 // Run reads the group until ctx ends. It returns once the socket is bound
 // (or fails to); reading goes on in the background until ctx is done.
 func (rd *Reader) Run(ctx context.Context) error {
-	nf, err := nflog.Open(&nflog.Config{Group: rd.Group, Copymode: nflog.CopyPacket, Bufsize: 256, NetNS: rd.NetNS, Timeout: flushTimeout})
+	nf, err := nflog.Open(&nflog.Config{Group: rd.Group, Copymode: nflog.CopyPacket, Bufsize: 256, NetNS: nsfd.ForDial(rd.NetNS), Timeout: flushTimeout})
 	if err != nil {
 		return fmt.Errorf("nflog group %d: %w", rd.Group, err)
 	}

@@ -121,7 +121,7 @@ func (a *Applier) conn(ctx context.Context) (*nftables.Conn, func(ok bool), erro
 	if s == nil {
 		s = &socket{}
 		c, err := nftables.New(
-			nftables.WithNetNSFd(a.nsFD),
+			nftables.WithNetNSFd(nsfd.ForDial(a.nsFD)),
 			nftables.AsLasting(),
 			nftables.WithSockOptions(func(conn *netlink.Conn) error {
 				s.nl = conn

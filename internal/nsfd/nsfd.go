@@ -41,3 +41,25 @@ func Release(fd *int) error {
 	*fd = -1
 	return err
 }
+
+// ForDial returns what to give a netlink client as the namespace of fd: 0
+// (no namespace switch: the socket is made where the process is) when fd
+// refers to the process's own network namespace, fd otherwise. Entering a
+// namespace (setns) takes CAP_SYS_ADMIN, which an agent that only holds
+// NET_ADMIN in its own (the node's) namespace lacks; it never needs to.
+func ForDial(fd int) int {
+	if fd <= 0 {
+		return fd
+	}
+	var own, target unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &own); err != nil {
+		return fd
+	}
+	if err := unix.Fstat(fd, &target); err != nil {
+		return fd
+	}
+	if own.Dev == target.Dev && own.Ino == target.Ino {
+		return 0
+	}
+	return fd
+}

@@ -43,3 +43,28 @@ func TestOpenCurrentAndDup(t *testing.T) {
 	}
 	Release(&dup)
 }
+
+// TestForDial: the process's own namespace needs no switch; another one
+// does.
+func TestForDial(t *testing.T) {
+	own, err := unix.Open("/proc/self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	defer unix.Close(own)
+	if got := ForDial(own); got != 0 {
+		t.Errorf("ForDial(own namespace) = %d, want 0", got)
+	}
+	if got := ForDial(0); got != 0 {
+		t.Errorf("ForDial(0) = %d", got)
+	}
+	// Any other file is not the namespace: kept.
+	f, err := os.Open("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := ForDial(int(f.Fd())); got != int(f.Fd()) {
+		t.Errorf("ForDial(another file) = %d, want %d", got, f.Fd())
+	}
+}
