@@ -18,12 +18,14 @@ import (
 type liveFlags struct {
 	image  string
 	keep   bool
+	reuse  bool
 	settle time.Duration
 }
 
 func (l *liveFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&l.image, "image", "ghcr.io/netfence/netfence:"+version, "with --live: image of the probe pods (netfence's)")
 	cmd.Flags().BoolVar(&l.keep, "keep", false, "with --live: keep the probe namespaces afterwards")
+	cmd.Flags().BoolVar(&l.reuse, "reuse", false, "with --live: probe what a run with --keep left, creating only what is missing (after editing labels, deleting pods, restarting agents)")
 	cmd.Flags().DurationVar(&l.settle, "settle", 3*time.Second, "with --live: wait this long for the agents to enforce before probing")
 }
 
@@ -53,7 +55,7 @@ func runLiveConnectivity(cmd *cobra.Command, s *streams, src *sourceFlags, l *li
 	// it by then.
 	reader := *src
 	reader.files = nil
-	opts.Client, opts.Config, opts.Image, opts.Keep, opts.Settle = client, cfg, l.image, l.keep, l.settle
+	opts.Client, opts.Config, opts.Image, opts.Keep, opts.Reuse, opts.Settle = client, cfg, l.image, l.keep, l.reuse, l.settle
 	opts.Load = func(ctx context.Context) (*policy.Set, error) { return reader.load(ctx, s) }
 	opts.Timeout, opts.Parallel, opts.Log = o.Timeout, o.Parallel, newLogger(s, false)
 	opts.Ports = o.Ports

@@ -58,8 +58,14 @@ type LiveOptions struct {
 	Settle   time.Duration
 	Timeout  time.Duration
 	Parallel int
-	// Keep leaves the namespaces in place (for debugging).
+	// Keep leaves the namespaces in place (for debugging, or for a later
+	// run with Reuse).
 	Keep bool
+	// Reuse keeps what a previous run (with Keep) left: only missing
+	// namespaces, pods and policies are created, so that a run after an
+	// edit (a label changed, a pod deleted and so re-created with a new
+	// address, an agent restarted) probes the edited cluster.
+	Reuse bool
 	Log  *slog.Logger
 }
 
@@ -102,8 +108,10 @@ func RunLive(ctx context.Context, opts LiveOptions) (_ *Report, err error) {
 			return nil, fmt.Errorf("policy %s/%s: not in a probe namespace (%s)", p.Namespace, p.Name, strings.Join(opts.Namespaces, ", "))
 		}
 	}
-	if err := cleanupLive(ctx, opts); err != nil {
-		return nil, err
+	if !opts.Reuse {
+		if err := cleanupLive(ctx, opts); err != nil {
+			return nil, err
+		}
 	}
 	if !opts.Keep {
 		defer func() {
@@ -118,7 +126,7 @@ func RunLive(ctx context.Context, opts LiveOptions) (_ *Report, err error) {
 		return nil, err
 	}
 	for _, p := range opts.Policies {
-		if _, err := opts.Client.NetworkingV1().NetworkPolicies(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		if _, err := opts.Client.NetworkingV1().NetworkPolicies(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil && !(opts.Reuse && apierrors.IsAlreadyExists(err)) {
 			return nil, fmt.Errorf("create policy %s/%s: %w", p.Namespace, p.Name, err)
 		}
 	}
@@ -176,7 +184,7 @@ func createProbePods(ctx context.Context, opts LiveOptions) error {
 	for _, ns := range opts.Namespaces {
 		_, err := opts.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 			Name: ns, Labels: map[string]string{LiveLabel: "probe"}}}, metav1.CreateOptions{})
-		if err != nil {
+		if err != nil && !(opts.Reuse && apierrors.IsAlreadyExists(err)) {
 			return fmt.Errorf("create namespace %s: %w", ns, err)
 		}
 		// The API server creates the default service account lazily;
@@ -203,7 +211,7 @@ func createProbePods(ctx context.Context, opts LiveOptions) error {
 					}},
 				},
 			}
-			if _, err := opts.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			if _, err := opts.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil && !(opts.Reuse && apierrors.IsAlreadyExists(err)) {
 				return fmt.Errorf("create pod %s/%s: %w", ns, name, err)
 			}
 		}
@@ -219,7 +227,7 @@ func createProbePods(ctx context.Context, opts LiveOptions) error {
 				return false, nil
 			}
 			for _, p := range pods.Items {
-				if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+				if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
 					return false, nil
 				}
 			}
