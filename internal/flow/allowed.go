@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -62,6 +63,12 @@ type AllowedReader struct {
 	// Now stamps records whose event has no conntrack timestamp (default
 	// time.Now).
 	Now func() time.Time
+	// Via is where new connections are read from: ViaConntrack (the
+	// default: conntrack NEW events) or ViaNFLOG (the NFLOG group Group,
+	// fed by a rule logging the first packet of each allowed connection
+	// with a prefix AllowedLogPrefix; see allowedlog.go).
+	Via   string
+	Group uint16
 
 	cache ExplainCache
 }
@@ -73,11 +80,18 @@ const allowedReadBuffer = 4 << 20
 // socket is bound (or fails to); reading goes on in the background until
 // ctx is done.
 func (ar *AllowedReader) Run(ctx context.Context) error {
+	switch ar.Via {
+	case "", ViaConntrack:
+	case ViaNFLOG:
+		return ar.runNFLOG(ctx)
+	default:
+		return fmt.Errorf("allowed flows: unknown source %q (want %s or %s)", ar.Via, ViaConntrack, ViaNFLOG)
+	}
 	fd, err := nsfd.Open(ar.NetNS)
 	if err != nil {
 		return fmt.Errorf("conntrack events: %w", err)
 	}
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: fd})
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: nsfd.ForDial(fd)})
 	_ = nsfd.Release(&fd) // the socket is open in the namespace, or failed
 	if err != nil {
 		return fmt.Errorf("conntrack events: %w", err)
@@ -86,8 +100,11 @@ func (ar *AllowedReader) Run(ctx context.Context) error {
 		c.Close()
 		return fmt.Errorf("conntrack events: join NEW group: %w", err)
 	}
-	if err := c.SetReadBuffer(allowedReadBuffer); err != nil && ar.Log != nil {
-		ar.Log.Debug("allowed flows: receive buffer", "error", err)
+	if err := forceReadBuffer(c, allowedReadBuffer); err != nil {
+		// Without CAP_NET_ADMIN: as much as net.core.rmem_max allows.
+		if err := c.SetReadBuffer(allowedReadBuffer); err != nil && ar.Log != nil {
+			ar.Log.Debug("allowed flows: receive buffer", "error", err)
+		}
 	}
 	done := make(chan struct{})
 	go func() {
@@ -109,8 +126,37 @@ func (ar *AllowedReader) read(ctx context.Context, c *netlink.Conn) {
 	if now == nil {
 		now = time.Now
 	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		if ar.Log != nil {
+			ar.Log.Warn("allowed flows: conntrack event socket", "error", err)
+		}
+		return
+	}
+	mr := newMmsgReader()
+	wait := time.NewTimer(ctBatchWait)
+	defer wait.Stop()
+	var ev ctNew
+	onMessage := func(typ, flags uint16, data []byte) {
+		if err := parseCTEvent(typ, flags, data, &ev); err != nil {
+			ar.lost()
+			return
+		}
+		if !ev.isNew {
+			return
+		}
+		p, ok := ev.packet()
+		if !ok {
+			return
+		}
+		at := ev.start
+		if at.IsZero() {
+			at = now()
+		}
+		ar.handle(p, at)
+	}
 	for ctx.Err() == nil {
-		msgs, err := c.Receive()
+		n, err := mr.recv(rc)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -121,10 +167,6 @@ func (ar *AllowedReader) read(ctx context.Context, c *netlink.Conn) {
 			}
 			if errors.Is(err, unix.EBADF) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
 				return
-			}
-			var op *netlink.OpError
-			if errors.As(err, &op) && (op.Timeout() || op.Temporary()) {
-				continue
 			}
 			ar.lost()
 			if ar.Log != nil {
@@ -137,20 +179,29 @@ func (ar *AllowedReader) read(ctx context.Context, c *netlink.Conn) {
 			}
 			continue
 		}
-		for _, m := range msgs {
-			var ev ct.Event
-			if err := ev.Unmarshal(m); err != nil {
+		for i := range n {
+			b, trunc := mr.datagram(i)
+			if trunc {
 				ar.lost()
 				continue
 			}
-			if ev.Type != ct.EventNew || ev.Flow == nil {
-				continue
+			if err := netlinkMessages(b, onMessage); err != nil {
+				ar.lost()
 			}
-			at := now()
-			if !ev.Flow.Timestamp.Start.IsZero() {
-				at = ev.Flow.Timestamp.Start
+		}
+		if n == ctBatch {
+			// More to read: let the subscribers take this batch first,
+			// so that a backlog does not overflow their buffers.
+			runtime.Gosched()
+		} else {
+			// The socket is drained: let events gather in its buffer
+			// rather than be woken for each (see ctBatchWait).
+			wait.Reset(ctBatchWait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-wait.C:
 			}
-			ar.Handle(ev.Flow, at)
 		}
 	}
 }
@@ -163,6 +214,11 @@ func (ar *AllowedReader) Handle(f *ct.Flow, at time.Time) bool {
 	if !ok {
 		return false
 	}
+	return ar.handle(p, at)
+}
+
+// handle is Handle for the flow of an entry.
+func (ar *AllowedReader) handle(p Packet, at time.Time) bool {
 	set := ar.Gens.Latest()
 	if set == nil {
 		return false

@@ -27,7 +27,10 @@ import (
 //	NETFENCE_BENCH_REMOTE    remote pod addresses (5000)
 //	NETFENCE_BENCH_EXTRA     more configurations, as POLICIES:REMOTE pairs
 //	                         (1000:100, to tell set size from policy count;
-//	                         "none" for none)
+//	                         "none" for none), optionally :CLUSTERPOLICIES,
+//	                         then :monitor (allowed-connection monitor from
+//	                         conntrack events) or :monitor-nflog (from an
+//	                         NFLOG rule on ct state new)
 //	NETFENCE_BENCH_REPORT    file to write the result table and rounds to
 //	NETFENCE_BENCH_PREFIX    namespace prefix: the dataplane bed is PREFIX-node,
 //	                         PREFIX-p0, PREFIX-p1; the control-plane node
@@ -74,6 +77,10 @@ func envScenarios(b *testing.B, key string, def []Scenario) []Scenario {
 		f = strings.TrimSpace(f)
 		if rest, ok := strings.CutSuffix(f, ":monitor"); ok {
 			f, s.Monitor = rest, true
+		} else if rest, ok := strings.CutSuffix(f, ":monitor-nflog"); ok {
+			f, s.Monitor, s.MonitorVia = rest, true, "nflog"
+		} else if rest, ok := strings.CutSuffix(f, ":monitor-conntrack"); ok {
+			f, s.Monitor, s.MonitorVia = rest, true, "conntrack"
 		}
 		if strings.Count(f, ":") == 2 {
 			if _, err := fmt.Sscanf(f, "%d:%d:%d", &s.Policies, &s.RemotePods, &s.ClusterPolicies); err != nil {

@@ -63,6 +63,11 @@ type Scenario struct {
 	// (conntrack events, explained, drained by a subscriber) during the
 	// measurement.
 	Monitor bool
+	// MonitorVia is the monitor's source of allowed connections
+	// (flow.AllowedReader.Via; empty: conntrack events). With "nflog",
+	// a table logs the first packet of each allowed connection (see
+	// allowedLogTable).
+	MonitorVia string
 }
 
 // DefaultSelecting is a fifth of n, at least 1 (and at most n).
@@ -98,6 +103,9 @@ func (s Scenario) String() string {
 	}
 	if n.Monitor {
 		out += " monitor"
+		if n.MonitorVia != "" {
+			out += "-" + n.MonitorVia
+		}
 	}
 	if n.DenyClient {
 		out += " deny-client"

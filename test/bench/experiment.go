@@ -179,6 +179,9 @@ func (e *Experiment) Run(ctx context.Context) (_ []*ConfigResult, err error) {
 			name += fmt.Sprintf(",cluster-policies=%d", s.ClusterPolicies)
 		case s.Monitor:
 			name += ",monitor"
+			if s.MonitorVia != "" {
+				name += "-" + s.MonitorVia
+			}
 		}
 		m, dt, err := RenderScenario(s)
 		if err != nil {
@@ -232,7 +235,7 @@ func (e *Experiment) Run(ctx context.Context) (_ []*ConfigResult, err error) {
 			}
 			var mon *monitorRun
 			if r.set != nil {
-				if mon, err = d.startMonitor(ctx, r.set); err != nil {
+				if mon, err = d.startMonitor(ctx, r.set, r.Scenario.MonitorVia); err != nil {
 					return nil, err
 				}
 			}
@@ -240,10 +243,13 @@ func (e *Experiment) Run(ctx context.Context) (_ []*ConfigResult, err error) {
 			time.Sleep(settle)
 			lr, err := d.Load(ctx, e.Load)
 			if mon != nil {
-				n, lost := mon.stop()
+				n, lost, dropped, serr := mon.stop()
+				if serr != nil {
+					return nil, serr
+				}
 				r.Records += n
-				r.Lost += lost
-				logf("round %d %s: monitor delivered %d records, lost %d", round+1, r.Name, n, lost)
+				r.Lost += lost + dropped
+				logf("round %d %s: monitor delivered %d records, lost %d (reader %d, subscriber %d)", round+1, r.Name, n, lost+dropped, lost, dropped)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("bench: %s: %w", r.Name, err)
