@@ -66,7 +66,7 @@ type LiveOptions struct {
 	// edit (a label changed, a pod deleted and so re-created with a new
 	// address, an agent restarted) probes the edited cluster.
 	Reuse bool
-	Log  *slog.Logger
+	Log   *slog.Logger
 }
 
 func (o *LiveOptions) defaults() {
