@@ -100,18 +100,7 @@ Exit 0 when they agree, 1 on any mismatch, 2 on error. Needs root (not with --li
 					return &exitError{code: 2, err: fmt.Errorf("--flows: %w", err)}
 				}
 			}
-			if output == "json" {
-				err = rep.WriteJSON(s.out)
-			} else {
-				err = rep.WriteTable(s.out)
-			}
-			if err != nil {
-				return err
-			}
-			if rep.Mismatches > 0 {
-				return &exitError{code: 1}
-			}
-			return nil
+			return writeReport(s, rep, output)
 		},
 	}
 	src.register(cmd)
@@ -125,6 +114,24 @@ Exit 0 when they agree, 1 on any mismatch, 2 on error. Needs root (not with --li
 	cmd.Flags().BoolVar(&opts.Audit, "audit", false, "enforce in audit mode, as agent --audit: nothing is denied, what would be is logged")
 	live.register(cmd)
 	return cmd
+}
+
+// writeReport prints a connectivity report as table or JSON; any mismatch
+// is exit 1.
+func writeReport(s *streams, rep *connectivity.Report, output string) error {
+	var err error
+	if output == "json" {
+		err = rep.WriteJSON(s.out)
+	} else {
+		err = rep.WriteTable(s.out)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Mismatches > 0 {
+		return &exitError{code: 1}
+	}
+	return nil
 }
 
 // writeFileWith writes a file through fn, atomically: a temporary file

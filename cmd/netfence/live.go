@@ -63,16 +63,5 @@ func runLiveConnectivity(cmd *cobra.Command, s *streams, src *sourceFlags, l *li
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if output == "json" {
-		err = rep.WriteJSON(s.out)
-	} else {
-		err = rep.WriteTable(s.out)
-	}
-	if err != nil {
-		return err
-	}
-	if rep.Mismatches > 0 {
-		return &exitError{code: 1}
-	}
-	return nil
+	return writeReport(s, rep, output)
 }

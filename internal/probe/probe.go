@@ -203,7 +203,7 @@ func dialTCP(ctx context.Context, addr, expect string) (string, string) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return classify(err)
+		return Classify(err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -211,7 +211,7 @@ func dialTCP(ctx context.Context, addr, expect string) (string, string) {
 	}
 	line, err := bufio.NewReaderSize(c, 256).ReadString('\n')
 	if err != nil {
-		o, d := classify(err)
+		o, d := Classify(err)
 		if o == Timeout {
 			d = "connected, but no greeting before the timeout"
 		}
@@ -227,7 +227,7 @@ func dialUDP(ctx context.Context, addr, expect string) (string, string) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "udp", addr)
 	if err != nil {
-		return classify(err)
+		return Classify(err)
 	}
 	defer c.Close()
 	nonce := fmt.Sprintf("probe %016x", rand.Uint64())
@@ -238,7 +238,7 @@ func dialUDP(ctx context.Context, addr, expect string) (string, string) {
 	// Resend every 200 ms (datagrams may be lost), at most 25 times.
 	for sends := 0; sends < 25 && time.Now().Before(deadline); sends++ {
 		if _, err := c.Write([]byte(nonce)); err != nil {
-			return classify(err)
+			return Classify(err)
 		}
 		_ = c.SetReadDeadline(earliest(time.Now().Add(200*time.Millisecond), deadline))
 		for {
@@ -247,7 +247,7 @@ func dialUDP(ctx context.Context, addr, expect string) (string, string) {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					break
 				}
-				return classify(err)
+				return Classify(err)
 			}
 			if bytes.Equal(buf[:n], want) {
 				return Reached, "reply received"
@@ -268,7 +268,10 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-func classify(err error) (string, string) {
+// Classify names the outcome of a network error: timeout, refused (TCP
+// reset, ICMP port unreachable), unreachable (ICMP host, network or
+// administratively prohibited) or failed; the detail says more.
+func Classify(err error) (outcome, detail string) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),

@@ -1,4 +1,4 @@
-package probe
+package probe_test
 
 import (
 	"context"
@@ -8,18 +8,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netfence/netfence/internal/probe"
 	"github.com/netfence/netfence/internal/testbed"
 )
 
 func TestParsePort(t *testing.T) {
-	for in, want := range map[string]Port{"TCP/80": {"TCP", 80}, "udp/53": {"UDP", 53}, "8080": {"TCP", 8080}, "SCTP/9000": {"SCTP", 9000}} {
-		got, err := ParsePort(in)
+	for in, want := range map[string]probe.Port{"TCP/80": {"TCP", 80}, "udp/53": {"UDP", 53}, "8080": {"TCP", 8080}, "SCTP/9000": {"SCTP", 9000}} {
+		got, err := probe.ParsePort(in)
 		if err != nil || got != want {
 			t.Errorf("ParsePort(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"", "TCP/", "TCP/0", "ICMP/1", "TCP/70000", "x"} {
-		if _, err := ParsePort(bad); err == nil {
+		if _, err := probe.ParsePort(bad); err == nil {
 			t.Errorf("ParsePort(%q) accepted", bad)
 		}
 	}
@@ -46,26 +47,26 @@ func TestServeDial(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tok := Token("x/a")
+	tok := probe.Token("x/a")
 	err := testbed.InNamespace(name, func() error {
-		if err := Serve(ctx, tok, []Port{{"TCP", 80}, {"UDP", 53}, {"SCTP", 9000}}); err != nil {
+		if err := probe.Serve(ctx, tok, []probe.Port{{"TCP", 80}, {"UDP", 53}, {"SCTP", 9000}}); err != nil {
 			return err
 		}
 		for _, c := range []struct {
-			t    Target
+			t    probe.Target
 			want string
 		}{
-			{Target{"127.0.0.1", "TCP", 80, tok}, Reached},
-			{Target{"::1", "UDP", 53, tok}, Reached},
-			{Target{"127.0.0.1", "TCP", 80, Token("x/b")}, WrongReply},
-			{Target{"127.0.0.1", "UDP", 53, Token("x/b")}, WrongReply},
-			{Target{"127.0.0.1", "TCP", 81, tok}, Refused},
-			{Target{"127.0.0.1", "UDP", 54, tok}, Refused},
-			{Target{"127.0.0.1", "SCTP", 9000, tok}, Unprobed},
+			{probe.Target{"127.0.0.1", "TCP", 80, tok}, probe.Reached},
+			{probe.Target{"::1", "UDP", 53, tok}, probe.Reached},
+			{probe.Target{"127.0.0.1", "TCP", 80, probe.Token("x/b")}, probe.WrongReply},
+			{probe.Target{"127.0.0.1", "UDP", 53, probe.Token("x/b")}, probe.WrongReply},
+			{probe.Target{"127.0.0.1", "TCP", 81, tok}, probe.Refused},
+			{probe.Target{"127.0.0.1", "UDP", 54, tok}, probe.Refused},
+			{probe.Target{"127.0.0.1", "SCTP", 9000, tok}, probe.Unprobed},
 		} {
 			// Sequential on this thread: the sockets must be made here,
 			// in the namespace.
-			r := Dial(ctx, c.t, 500*time.Millisecond)
+			r := probe.Dial(ctx, c.t, 500*time.Millisecond)
 			if r.Outcome != c.want {
 				t.Errorf("%+v: %s (%s), want %s", c.t, r.Outcome, r.Detail, c.want)
 			}

@@ -10,12 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/netfence/netfence/internal/cluster"
+	"github.com/netfence/netfence/internal/probe"
 )
 
 // Outcome is what a probe observed.
@@ -193,20 +193,8 @@ func family(ip netip.Addr) int {
 
 // classify turns a network error into an outcome.
 func classify(err error) (Outcome, string) {
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
-		errors.As(err, &ne) && ne.Timeout():
-		return OutcomeTimeout, "no answer before the timeout"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return OutcomeRefused, err.Error()
-	case errors.Is(err, syscall.ECONNRESET):
-		return OutcomeRefused, err.Error()
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
-		errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-		return OutcomeUnreachable, err.Error()
-	}
-	return OutcomeFailed, err.Error()
+	o, d := probe.Classify(err)
+	return Outcome(o), d
 }
 
 // dialTCP connects from the source pod's namespace. netErr is the network's
