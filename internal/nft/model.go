@@ -80,7 +80,7 @@
 // Ingress, the pod's named ports. A pod holding an address another pod
 // holds too is denied everything, above every tier.
 //
-// The input chain accepts IPv6 neighbour solicitations and advertisements
+// The base chains accept IPv6 neighbour solicitations and advertisements
 // before the egress maps: a pod answers the node's solicitations from its
 // own address, which its egress policy would drop.
 //

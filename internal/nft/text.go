@@ -64,16 +64,17 @@ func baseRules(chain string) []baseRule {
 		{kind: baseVMap, fam: IPv4, egress: true, comment: "netfence: egress policy of local pods"},
 		{kind: baseVMap, fam: IPv6, egress: true, comment: "netfence: egress policy of local pods"},
 	}
-	if chain == ChainInput {
-		// Neighbour discovery between a pod and the node is link-local
-		// signalling, not traffic policy governs: a pod answers the
-		// node's neighbour solicitations (and solicits the node) from
-		// its own address, which its egress policy would drop, cutting
-		// all its IPv6 traffic. Neighbour discovery is never forwarded.
-		rules = slices.Insert(rules, 3,
-			baseRule{kind: baseND, icmp: icmpv6NeighborSolicit, comment: "netfence: IPv6 neighbour discovery with the node"},
-			baseRule{kind: baseND, icmp: icmpv6NeighborAdvert, comment: "netfence: IPv6 neighbour discovery with the node"})
-	}
+	// Neighbour discovery is link-local signalling, not traffic policy
+	// governs: a pod answers the node's neighbour solicitations (and
+	// solicits the node) from its own address, which its egress policy
+	// would drop, cutting all its IPv6 traffic (input). Routed pods never
+	// forward it, but pods on one bridge resolve each other directly, and
+	// with br_netfilter their bridged solicitations and advertisements
+	// cross the forward hook, where an isolated pod's policy would drop
+	// them (forward).
+	rules = slices.Insert(rules, 3,
+		baseRule{kind: baseND, icmp: icmpv6NeighborSolicit, comment: "netfence: IPv6 neighbour discovery"},
+		baseRule{kind: baseND, icmp: icmpv6NeighborAdvert, comment: "netfence: IPv6 neighbour discovery"})
 	if chain == ChainForward {
 		// A TCP segment other than a SYN that conntrack would pick up as a
 		// new flow is dropped: without this, a connection whose entry was
