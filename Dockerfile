@@ -4,7 +4,7 @@
 # cmd/netfence/version.go).
 #
 # Without Docker, hack/image builds the same content (same binary build
-# flags and path, entrypoint, user 0:0, version ldflag, CA bundle and
+# flags and path, entrypoint, user 65532, version ldflag, CA bundle and
 # distroless's users) as a reproducible OCI image tarball,
 # bin/images/netfence-<version>.oci.tar; see hack/image and hack/imagebuild.
 #
@@ -24,8 +24,8 @@ RUN V="${VERSION:-$(sed -n 's/^var version = "\(.*\)"$/\1/p' cmd/netfence/versio
 
 FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab
 COPY --from=build /out/netfence /usr/local/bin/netfence
-# The agent programs nftables and conntrack over netlink: it needs
-# NET_ADMIN in the host network namespace, which the DaemonSet grants
-# (nothing else); run as root for that.
-USER 0:0
+# A non-privileged default (distroless nonroot). The agent programs
+# nftables and conntrack over netlink: the DaemonSet runs it as root
+# (runAsUser: 0) with NET_ADMIN only.
+USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/netfence"]

@@ -62,6 +62,11 @@ func TestDeployHardening(t *testing.T) {
 	case sc.Privileged != nil && *sc.Privileged:
 		t.Error("privileged")
 	}
+	// The image's default user is nonroot: the agent must be made root
+	// explicitly (netlink needs NET_ADMIN, which root holds here).
+	if sc.RunAsUser == nil || *sc.RunAsUser != 0 {
+		t.Errorf("runAsUser %v, want 0 (the image's default user is nonroot)", sc.RunAsUser)
+	}
 	if sc.Capabilities == nil || len(sc.Capabilities.Add) != 1 || sc.Capabilities.Add[0] != "NET_ADMIN" {
 		t.Errorf("capabilities: %+v, want only NET_ADMIN", sc.Capabilities)
 	}

@@ -46,7 +46,7 @@
 //	                      was built for)
 //	--netfence BINARY     build the netfence image from the static binary
 //	                      BINARY instead (name ghcr.io/netfence/netfence:V,
-//	                      entrypoint /usr/local/bin/netfence, user 0:0, CA
+//	                      entrypoint /usr/local/bin/netfence, user 65532, CA
 //	                      bundle, users; see image.NetfenceSpec); only
 //	                      --version, --out, --ca-certs-from, --arch apply
 //	--version V           with --netfence: the tag (default v0.1.0)

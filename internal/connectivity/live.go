@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/utils/ptr"
 
 	"github.com/netfence/netfence/internal/analysis"
 	"github.com/netfence/netfence/internal/policy"
@@ -200,6 +201,12 @@ func createProbePods(ctx context.Context, opts LiveOptions) error {
 			pod := &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"pod": name, LiveLabel: "probe"}},
 				Spec: corev1.PodSpec{
+					// The image's non-privileged default user, allowed to
+					// serve ports below 1024 (a safe, namespaced sysctl).
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot: ptr.To(true),
+						Sysctls:      []corev1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "0"}},
+					},
 					TerminationGracePeriodSeconds: &grace,
 					AutomountServiceAccountToken:  new(bool),
 					Containers: []corev1.Container{{

@@ -88,10 +88,12 @@ const NetfenceBinaryPath = "/usr/local/bin/netfence"
 
 // NetfenceSpec is the netfence image: the static binary at
 // NetfenceBinaryPath as the entrypoint, the CA bundle, distroless's users,
-// tagged NetfenceName:version. It runs as root ("0:0", as the Dockerfile's
-// USER): the agent programs nftables and conntrack over netlink, which
-// needs NET_ADMIN in the host network namespace; the DaemonSet grants that
-// capability (and nothing else) and a non-root user would not hold it.
+// tagged NetfenceName:version. Its default user is non-privileged
+// (nonroot, 65532, as the Dockerfile's USER): the probe pods of
+// `connectivity --live` run it so. The agent programs nftables and
+// conntrack over netlink, which needs NET_ADMIN in the host network
+// namespace: the DaemonSet runs it as root (runAsUser: 0) with that one
+// capability, which a non-root user would not hold.
 func NetfenceSpec(version string, binary []byte, caCerts File, created time.Time) Spec {
 	files := []File{{Path: NetfenceBinaryPath, Data: binary, Mode: 0o755}, caCerts}
 	files = append(files, Users()...)
@@ -102,7 +104,7 @@ func NetfenceSpec(version string, binary []byte, caCerts File, created time.Time
 		CreatedBy: "hack/image " + version,
 		Config: Config{
 			Entrypoint: []string{NetfenceBinaryPath},
-			User:       "0:0",
+			User:       "65532:65532",
 			Env:        DefaultEnv(),
 		},
 	}

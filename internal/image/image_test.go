@@ -391,7 +391,7 @@ func TestNetfenceImageReproducible(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(cf.Config.Entrypoint, []string{"/usr/local/bin/netfence"}) || cf.Config.User != "0:0" {
+		if !reflect.DeepEqual(cf.Config.Entrypoint, []string{"/usr/local/bin/netfence"}) || cf.Config.User != "65532:65532" {
 			t.Errorf("config %+v", cf.Config)
 		}
 	}
