@@ -2,7 +2,6 @@ package flow
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -79,22 +78,7 @@ func (ar *AllowedReader) runNFLOG(ctx context.Context) error {
 		ar.handle(p, at)
 		return 0
 	}
-	errfn := func(err error) int {
-		if ctx.Err() != nil {
-			return 1
-		}
-		var op *netlink.OpError
-		if errors.As(err, &op) && (op.Timeout() || op.Temporary()) {
-			return 0
-		}
-		ar.lost()
-		if ar.Log != nil {
-			ar.Log.Warn("allowed flows: reading NFLOG", "error", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-		return 0
-	}
-	if err := nf.RegisterWithErrorFunc(ctx, hook, errfn); err != nil {
+	if err := nf.RegisterWithErrorFunc(ctx, hook, nflogErrors(ctx, ar.lost, ar.Log, "allowed flows: reading NFLOG")); err != nil {
 		nf.Close()
 		return fmt.Errorf("allowed flows: nflog group %d: %w", ar.Group, err)
 	}

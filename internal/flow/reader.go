@@ -119,6 +119,27 @@ func (rd *Reader) lost() {
 	}
 }
 
+// nflogErrors is the error function of an NFLOG reader: it stops when
+// ctx is done, ignores timeouts, and otherwise counts a loss, logs msg and
+// pauses a little (no busy loop on a lasting error).
+func nflogErrors(ctx context.Context, lost func(), log *slog.Logger, msg string) func(error) int {
+	return func(err error) int {
+		if ctx.Err() != nil {
+			return 1
+		}
+		var op *netlink.OpError
+		if errors.As(err, &op) && (op.Timeout() || op.Temporary()) {
+			return 0
+		}
+		lost()
+		if log != nil {
+			log.Warn(msg, "error", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		return 0
+	}
+}
+
 // flushTimeout bounds, in hundredths of a second, how long the kernel
 // holds logged packets to batch them (its default is a second).
 const flushTimeout = 5
@@ -149,22 +170,7 @@ func (rd *Reader) Run(ctx context.Context) error {
 		rd.Handle(*a.Prefix, *a.Payload, at)
 		return 0
 	}
-	errfn := func(err error) int {
-		if ctx.Err() != nil {
-			return 1
-		}
-		var op *netlink.OpError
-		if errors.As(err, &op) && (op.Timeout() || op.Temporary()) {
-			return 0
-		}
-		rd.lost()
-		if rd.Log != nil {
-			rd.Log.Warn("flow monitor: reading NFLOG", "error", err)
-		}
-		time.Sleep(100 * time.Millisecond) // no busy loop on a lasting error
-		return 0
-	}
-	if err := nf.RegisterWithErrorFunc(ctx, hook, errfn); err != nil {
+	if err := nf.RegisterWithErrorFunc(ctx, hook, nflogErrors(ctx, rd.lost, rd.Log, "flow monitor: reading NFLOG")); err != nil {
 		nf.Close()
 		return fmt.Errorf("nflog group %d: %w", rd.Group, err)
 	}
