@@ -224,23 +224,56 @@ func createProbePods(ctx context.Context, opts LiveOptions) error {
 		}
 	}
 	opts.Log.Info("waiting for the probe pods", "pods", len(opts.Namespaces)*len(opts.Pods))
-	return wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+	var notReady []string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		notReady = notReady[:0]
 		for _, ns := range opts.Namespaces {
 			pods, err := opts.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return false, err
 			}
 			if len(pods.Items) < len(opts.Pods) {
-				return false, nil
+				notReady = append(notReady, fmt.Sprintf("%s: %d of %d pods", ns, len(pods.Items), len(opts.Pods)))
 			}
 			for _, p := range pods.Items {
-				if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
-					return false, nil
+				if why := podNotReady(&p); why != "" {
+					notReady = append(notReady, ns+"/"+p.Name+": "+why)
 				}
 			}
 		}
-		return true, nil
+		return len(notReady) == 0, nil
 	})
+	if err != nil && len(notReady) > 0 {
+		return fmt.Errorf("probe pods not ready: %s: %w", strings.Join(notReady, "; "), err)
+	}
+	return err
+}
+
+// podNotReady says why a probe pod cannot be probed yet ("" when it can):
+// being deleted, not running, no address, or its container not ready (with
+// the container's waiting reason, e.g. CrashLoopBackOff).
+func podNotReady(p *corev1.Pod) string {
+	switch {
+	case p.DeletionTimestamp != nil:
+		return "being deleted"
+	case p.Status.Phase != corev1.PodRunning:
+		return "phase " + string(p.Status.Phase)
+	case p.Status.PodIP == "":
+		return "no address"
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if !cs.Ready {
+			why := "container not ready"
+			if w := cs.State.Waiting; w != nil {
+				why += ": " + w.Reason
+			}
+			if t := cs.LastTerminationState.Terminated; t != nil {
+				why += fmt.Sprintf(" (last exit %d: %s)", t.ExitCode, strings.TrimSpace(t.Message))
+			}
+			return why
+		}
+	}
+	return ""
 }
 
 // probeLive probes every ordered pair of probe pods and compares with set.
