@@ -100,6 +100,10 @@ type Report struct {
 	Duration string `json:"duration"`
 	// Audit is set when the dataplane audited instead of denying.
 	Audit bool `json:"audit,omitempty"`
+	// Reprobed counts the probes of a live run made again because they
+	// disagreed with the analyzer while the agents may still have been
+	// syncing (RunLive); their final outcome is reported.
+	Reprobed int `json:"reprobed,omitempty"`
 	// Flows are the flow records of the probes (Options.Flows), one per
 	// connection: the packets of one connection (retransmissions, resent
 	// datagrams) are merged, Count summing them. Written apart, as NDJSON

@@ -59,6 +59,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		tw.Flush()
 	}
 	fmt.Fprintf(bw, "\n%d probes, %d mismatches (\"-\" not probed: same pod, or from a host-network pod; the table shows each pair at the destination's primary address)\n", r.Probes, r.Mismatches)
+	if r.Reprobed > 0 {
+		fmt.Fprintf(bw, "%d probes disagreed at first and were made again after the settle time (agents still syncing?); the final outcomes are shown\n", r.Reprobed)
+	}
 	for _, res := range r.Results {
 		if res.Mismatch {
 			fmt.Fprintf(bw, "MISMATCH %s -> %s%s %s/%d: observed %s (%s), expected %s\n", res.From, res.To, addrWords(res), res.Protocol, res.Port,

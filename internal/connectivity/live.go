@@ -345,6 +345,44 @@ func probeLive(ctx context.Context, opts LiveOptions, set *policy.Set) (*Report,
 		targets[extraFrom[i]] = append(targets[extraFrom[i]], extraTargets[i])
 		rep.Results = append(rep.Results, extra[i])
 	}
+	if err := dialRound(ctx, opts, pods, targets, refs, rep, true); err != nil {
+		return nil, err
+	}
+	// The agents enforce asynchronously: a mismatch right after the pods
+	// and policies appeared may be an agent still syncing. Mismatched
+	// probes are made again after the settle time, at most twice;
+	// Report.Reprobed says how many were, and the final verdicts stand.
+	for try := 0; try < liveRetries && rep.Mismatches > 0; try++ {
+		again, againRefs := map[string][]probe.Target{}, map[string][]int{}
+		for _, fk := range pods {
+			for i, ri := range refs[fk] {
+				if rep.Results[ri].Mismatch {
+					again[fk] = append(again[fk], targets[fk][i])
+					againRefs[fk] = append(againRefs[fk], ri)
+					rep.Reprobed++
+				}
+			}
+		}
+		opts.Log.Info("mismatches; probing them again after the settle time", "mismatches", rep.Mismatches, "settle", opts.Settle)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(opts.Settle):
+		}
+		if err := dialRound(ctx, opts, pods, again, againRefs, rep, false); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+// liveRetries bounds how often RunLive probes a mismatch again.
+const liveRetries = 2
+
+// dialRound makes the probes of targets (per source pod, results going to
+// rep.Results[refs[pod][i]]) and records their outcomes; first is the
+// first round, which counts the probes.
+func dialRound(ctx context.Context, opts LiveOptions, pods []string, targets map[string][]probe.Target, refs map[string][]int, rep *Report, first bool) error {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var firstErr error
@@ -366,12 +404,17 @@ func probeLive(ctx context.Context, opts LiveOptions, set *policy.Set) (*Report,
 			}
 			for i, res := range results {
 				r := &rep.Results[refs[fk][i]]
-				r.Outcome = res.Outcome
+				if r.Mismatch {
+					rep.Mismatches--
+				}
+				r.Outcome, r.Reason = res.Outcome, ""
 				if res.Outcome == probe.Unprobed {
 					r.Probed, r.Reason = false, "unprobed: "+res.Detail
 					continue
 				}
-				rep.Probes++
+				if first {
+					rep.Probes++
+				}
 				r.Allowed = res.Reached()
 				if res.Outcome == probe.Failed || res.Outcome == probe.WrongReply {
 					r.Reason = res.Detail
@@ -384,10 +427,7 @@ func probeLive(ctx context.Context, opts LiveOptions, set *policy.Set) (*Report,
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return rep, nil
+	return firstErr
 }
 
 // execDial runs `netfence probe dial` in the probe pod key with targets and
