@@ -75,3 +75,34 @@ func TestStagedPendingJSON(t *testing.T) {
 		t.Errorf("pending without staged policies: %s", stdout)
 	}
 }
+
+// TestAgentAuditDryRun: --audit renders the ruleset whose denies log and
+// return (nothing is dropped by policy), with logging on; without it the
+// same manifests drop.
+func TestAgentAuditDryRun(t *testing.T) {
+	out, errOut, code := run(t, "", "agent", "--manifests", "../../examples/default-deny-all", "--all-local", "--dry-run", "--audit")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	enforce, errOut, code := run(t, "", "agent", "--manifests", "../../examples/default-deny-all", "--all-local", "--dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	policyDrops := func(s string) (n int) {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.Contains(l, "deny the rest") && strings.Contains(l, "drop") {
+				n++
+			}
+		}
+		return n
+	}
+	if policyDrops(enforce) == 0 {
+		t.Fatalf("the enforcing ruleset denies nothing: the test cannot tell\n%s", enforce)
+	}
+	if n := policyDrops(out); n != 0 {
+		t.Errorf("audit ruleset drops %d times:\n%s", n, out)
+	}
+	if !strings.Contains(out, "deny the rest") || !strings.Contains(out, `log prefix "nf:`) {
+		t.Errorf("audit ruleset lacks its logging returns:\n%s", out)
+	}
+}

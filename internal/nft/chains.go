@@ -237,6 +237,9 @@ func (c *chainSpec) render() *Chain {
 		if c.conflict != "" {
 			rest = ": deny everything"
 		}
+		if c.deny == DenyAudit {
+			rest = ": audit, would" + rest[1:]
+		}
 		ch.Rules = append(ch.Rules, Rule{Kind: RuleDeny, Egress: egress, Comment: truncate(what + rest + by)})
 	}
 	return ch
