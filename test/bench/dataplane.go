@@ -113,11 +113,19 @@ func (d *Dataplane) InstallModel(m *nft.Model) error {
 // conntrackTable creates (or with add false, deletes) the conntrack-only
 // table, in one transaction.
 func (d *Dataplane) conntrackTable(add bool) error {
+	return d.forwardTable(ConntrackTable, nftables.ChainPriorityFilter, add,
+		append(ctStateIs(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Verdict{Kind: expr.VerdictAccept})...)
+}
+
+// forwardTable creates (or with add false, deletes) the table name in the
+// node namespace, in one transaction: a forward chain at priority prio,
+// policy accept, with one rule of exprs.
+func (d *Dataplane) forwardTable(name string, prio *nftables.ChainPriority, add bool, exprs ...expr.Any) error {
 	c, err := nftables.New(nftables.WithNetNSFd(int(d.node)))
 	if err != nil {
 		return fmt.Errorf("bench: netlink: %w", err)
 	}
-	t := &nftables.Table{Name: ConntrackTable, Family: nftables.TableFamilyINet}
+	t := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
 	// Adding first makes the deletion succeed when there is no table.
 	c.AddTable(t)
 	c.DelTable(t)
@@ -125,20 +133,24 @@ func (d *Dataplane) conntrackTable(add bool) error {
 		c.AddTable(t)
 		accept := nftables.ChainPolicyAccept
 		ch := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
-				Xor:  binaryutil.NativeEndian.PutUint32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		}})
+			Hooknum: nftables.ChainHookForward, Priority: prio, Policy: &accept})
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("bench: table inet %s: %w", ConntrackTable, err)
+		return fmt.Errorf("bench: table inet %s: %w", name, err)
 	}
 	return nil
+}
+
+// ctStateIs matches packets whose conntrack state has one of bits.
+func ctStateIs(bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(bits),
+			Xor:  binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
 }
 
 // Tables lists the names of the tables in the node namespace.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
@@ -42,35 +41,14 @@ const (
 	AllowedLogGroup = 101
 )
 
-// allowedLogTable creates (or with add false, deletes) AllowedLogTable.
+// allowedLogTable creates (or with add false, deletes) AllowedLogTable:
+// the first packet of each connection, after netfence's verdict, to NFLOG.
 func (d *Dataplane) allowedLogTable(add bool) error {
-	c, err := nftables.New(nftables.WithNetNSFd(int(d.node)))
-	if err != nil {
-		return fmt.Errorf("bench: netlink: %w", err)
-	}
-	t := &nftables.Table{Name: AllowedLogTable, Family: nftables.TableFamilyINet}
-	c.AddTable(t)
-	c.DelTable(t)
-	if add {
-		c.AddTable(t)
-		accept := nftables.ChainPolicyAccept
-		ch := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + 10), Policy: &accept})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW),
-				Xor:  binaryutil.NativeEndian.PutUint32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	return d.forwardTable(AllowedLogTable, nftables.ChainPriorityRef(*nftables.ChainPriorityFilter+10), add,
+		append(ctStateIs(expr.CtStateBitNEW),
 			&expr.Log{Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_SNAPLEN | 1<<unix.NFTA_LOG_QTHRESHOLD,
 				Group: AllowedLogGroup, Snaplen: flow.AllowedLogSnaplen, QThreshold: flow.AllowedLogQThreshold,
-				Data: []byte(flow.AllowedLogPrefix(1))},
-		}})
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("bench: table inet %s: %w", AllowedLogTable, err)
-	}
-	return nil
+				Data: []byte(flow.AllowedLogPrefix(1))})...)
 }
 
 // startMonitor starts the conntrack reader for set in d's node namespace.
