@@ -84,12 +84,13 @@ func (m *monitorFlags) start(ctx context.Context, netns string, opts nft.Options
 		nsfd = int(fd.Fd())
 	}
 	audit := opts.Deny == nft.DenyAudit
-	rd := &flow.Reader{Group: opts.Log.Group, NetNS: nsfd, Node: opts.Node, AllLocal: opts.AllLocal, Audit: audit, Gens: gens, Hub: hub, Metrics: metrics, Log: log}
+	src := flow.Source{NetNS: nsfd, Node: opts.Node, AllLocal: opts.AllLocal, Audit: audit, Gens: gens, Hub: hub, Metrics: metrics, Log: log}
+	rd := &flow.Reader{Group: opts.Log.Group, Source: src}
 	if err := rd.Run(ctx); err != nil {
 		return fmt.Errorf("flow monitor: %w", err)
 	}
 	if m.allowed {
-		ar := &flow.AllowedReader{NetNS: nsfd, Node: opts.Node, AllLocal: opts.AllLocal, Audit: audit, Gens: gens, Hub: hub, Metrics: metrics, Log: log}
+		ar := &flow.AllowedReader{Source: src}
 		if err := ar.Run(ctx); err != nil {
 			return fmt.Errorf("flow monitor (--monitor-allowed): %w", err)
 		}

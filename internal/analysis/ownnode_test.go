@@ -26,10 +26,8 @@ import (
 // addresses. Ingress from a pod's own node (policy.Set.FromOwnNode) then
 // meets every case: same node by name, by address only, neither.
 func varyNodes(r *rand.Rand, c *cluster.Cluster) *cluster.Cluster {
-	parts := cluster.Parts{Policies: c.Policies, ClusterPolicies: c.ClusterPolicies}
-	for _, name := range sortedKeys(c.Namespaces) {
-		parts.Namespaces = append(parts.Namespaces, c.Namespaces[name])
-	}
+	parts := c.Parts()
+	parts.Pods, parts.Nodes = nil, nil
 	names := []string{"node-1", "node-2", "node-x", ""}
 	var hostAddrs []netip.Addr
 	for _, p := range c.Pods {

@@ -27,10 +27,8 @@ import (
 // declaring no port, AdminNetworkPolicy and BaselineAdminNetworkPolicy
 // kinds (the latter ordered after every Baseline policy).
 func mutateTierCluster(r *rand.Rand, c *cluster.Cluster) *cluster.Cluster {
-	parts := cluster.Parts{Policies: c.Policies, Nodes: c.Nodes}
-	for _, name := range sortedKeys(c.Namespaces) {
-		parts.Namespaces = append(parts.Namespaces, c.Namespaces[name])
-	}
+	parts := c.Parts()
+	parts.Pods, parts.ClusterPolicies = nil, nil
 	for _, p := range c.Pods {
 		cp := *p
 		cp.IPs = append([]netip.Addr(nil), p.IPs...)
@@ -504,10 +502,8 @@ func TestTierConflictsQuietOnSameAction(t *testing.T) {
 	t.Parallel()
 	set := guardrails(t)
 	c := set.Cluster
-	parts := cluster.Parts{Pods: c.Pods, Nodes: c.Nodes, ClusterPolicies: c.ClusterPolicies}
-	for _, name := range sortedKeys(c.Namespaces) {
-		parts.Namespaces = append(parts.Namespaces, c.Namespaces[name])
-	}
+	parts := c.Parts()
+	parts.Policies = nil
 	denyAll := func(name string, action v1beta1.ClusterNetworkPolicyRuleAction) *cluster.ClusterPolicy {
 		return cnpOf(name, v1beta1.AdminTier, 10, v1beta1.ClusterNetworkPolicySpec{
 			Subject: v1beta1.ClusterNetworkPolicySubject{Namespaces: selOf("tenant", "a")},
@@ -548,10 +544,8 @@ func TestTierConflictsQuietOnSameAction(t *testing.T) {
 func TestTierMatrixManyRules(t *testing.T) {
 	t.Parallel()
 	base := guardrails(t).Cluster
-	parts := cluster.Parts{Pods: base.Pods, Nodes: base.Nodes, ClusterPolicies: base.ClusterPolicies}
-	for _, name := range sortedKeys(base.Namespaces) {
-		parts.Namespaces = append(parts.Namespaces, base.Namespaces[name])
-	}
+	parts := base.Parts()
+	parts.Policies = nil
 	var spec v1beta1.ClusterNetworkPolicySpec
 	spec.Subject.Namespaces = selOf()
 	for i := 0; i < 140; i++ {

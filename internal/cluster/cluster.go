@@ -5,6 +5,7 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -178,6 +179,17 @@ type Parts struct {
 	Policies        []*networkingv1.NetworkPolicy
 	ClusterPolicies []*ClusterPolicy
 	Nodes           []*Node
+}
+
+// Parts returns the cluster's parts, namespaces sorted by name, for
+// building a changed copy with NewWith (the slices are the cluster's own:
+// replace them, do not modify them).
+func (c *Cluster) Parts() Parts {
+	parts := Parts{Pods: c.Pods, Policies: c.Policies, ClusterPolicies: c.ClusterPolicies, Nodes: c.Nodes}
+	for _, name := range slices.Sorted(maps.Keys(c.Namespaces)) {
+		parts.Namespaces = append(parts.Namespaces, c.Namespaces[name])
+	}
+	return parts
 }
 
 // NewWith builds a cluster from its parts, as New does, with cluster-scoped
@@ -506,13 +518,35 @@ func NamespaceFromAPI(ns *corev1.Namespace) *Namespace {
 
 // FromAPI builds a cluster from Kubernetes objects.
 func FromAPI(namespaces []*corev1.Namespace, pods []*corev1.Pod, policies []*networkingv1.NetworkPolicy) *Cluster {
-	nss := make([]*Namespace, len(namespaces))
-	for i, ns := range namespaces {
-		nss[i] = NamespaceFromAPI(ns)
+	return APIObjects{Namespaces: namespaces, Pods: pods, Policies: policies}.Cluster()
+}
+
+// APIObjects are a cluster's objects as read (manifests, the API server):
+// namespaces and pods as Kubernetes has them, the policies, and cluster
+// policies and nodes already in the model's form.
+type APIObjects struct {
+	Namespaces      []*corev1.Namespace
+	Pods            []*corev1.Pod
+	Policies        []*networkingv1.NetworkPolicy
+	ClusterPolicies []*ClusterPolicy
+	Nodes           []*Node
+}
+
+// Cluster builds the model. Policies are taken as they are; the policy
+// compiler validates them and rejects invalid ones.
+func (o APIObjects) Cluster() *Cluster {
+	parts := Parts{
+		Namespaces:      make([]*Namespace, len(o.Namespaces)),
+		Pods:            make([]*Pod, len(o.Pods)),
+		Policies:        o.Policies,
+		ClusterPolicies: o.ClusterPolicies,
+		Nodes:           o.Nodes,
 	}
-	ps := make([]*Pod, len(pods))
-	for i, p := range pods {
-		ps[i] = PodFromAPI(p)
+	for i, ns := range o.Namespaces {
+		parts.Namespaces[i] = NamespaceFromAPI(ns)
 	}
-	return New(nss, ps, policies)
+	for i, p := range o.Pods {
+		parts.Pods[i] = PodFromAPI(p)
+	}
+	return NewWith(parts)
 }

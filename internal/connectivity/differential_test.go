@@ -139,7 +139,7 @@ func TestDifferential(t *testing.T) {
 					checkFlows(t, fmt.Sprintf("cluster %d", i), set, rep, &fst.flowStats)
 				}
 				if t.Failed() {
-					dumpCluster(t, c)
+					t.Log(randcluster.Describe(c))
 					t.FailNow()
 				}
 			}
@@ -213,10 +213,8 @@ func (st *diffStats) add(set *policy.Set, rep *Report) {
 // pod's traffic to it is then another node's, which the testbed (one
 // node) does not reproduce.
 func onOtherNode(c *cluster.Cluster) *cluster.Cluster {
-	parts := cluster.Parts{Policies: c.Policies, ClusterPolicies: c.ClusterPolicies, Nodes: c.Nodes}
-	for _, ns := range c.Namespaces {
-		parts.Namespaces = append(parts.Namespaces, ns)
-	}
+	parts := c.Parts()
+	parts.Pods = nil
 	moved := false
 	for i := len(c.Pods) - 1; i >= 0; i-- {
 		p := *c.Pods[i]
@@ -231,10 +229,8 @@ func onOtherNode(c *cluster.Cluster) *cluster.Cluster {
 // stageHalf stages every other policy of c, NetworkPolicies and cluster
 // policies (netfence.io/mode: staged).
 func stageHalf(c *cluster.Cluster) *cluster.Cluster {
-	parts := cluster.Parts{Pods: c.Pods, Nodes: c.Nodes}
-	for _, ns := range c.Namespaces {
-		parts.Namespaces = append(parts.Namespaces, ns)
-	}
+	parts := c.Parts()
+	parts.Policies, parts.ClusterPolicies = nil, nil
 	for i, np := range c.Policies {
 		if i%2 == 1 {
 			np = np.DeepCopy()
@@ -278,28 +274,5 @@ func checkMatrix(t *testing.T, i int, set *policy.Set, rep *Report) {
 				}
 			}
 		}
-	}
-}
-
-func dumpCluster(t *testing.T, c *cluster.Cluster) {
-	for _, p := range c.Pods {
-		t.Logf("pod %s labels=%v ips=%v ports=%v host=%v ns-labels=%v", p.Key(), p.Labels, p.IPs, p.Ports, p.HostNetwork, c.NamespaceLabels(p.Namespace))
-	}
-	for _, n := range c.Nodes {
-		t.Logf("node %s labels=%v addrs=%v", n.Name, n.Labels, n.Addrs)
-	}
-	for _, np := range c.Policies {
-		t.Logf("policy %s/%s: %+v", np.Namespace, np.Name, np.Spec)
-	}
-	for _, cp := range c.ClusterPolicies {
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s tier=%s priority=%d subject=%+v", cp.Key(), cp.Spec.Tier, cp.Spec.Priority, cp.Spec.Subject)
-		for i, r := range cp.Spec.Ingress {
-			fmt.Fprintf(&b, "\n  ingress[%d] %s from=%+v protocols=%+v", i, r.Action, r.From, r.Protocols)
-		}
-		for i, r := range cp.Spec.Egress {
-			fmt.Fprintf(&b, "\n  egress[%d] %s to=%+v protocols=%+v", i, r.Action, r.To, r.Protocols)
-		}
-		t.Log(b.String())
 	}
 }

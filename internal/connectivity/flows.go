@@ -53,13 +53,13 @@ func startCollector(ctx context.Context, bed *testbed.Bed, render nft.Options) (
 	defer f.Close() // the sockets are open in the namespace once Run returns
 	ctx, cancel := context.WithCancel(ctx)
 	c := &collector{gens: flow.NewGenerations(4), hub: flow.NewHub(nil), cancel: cancel, done: make(chan struct{})}
-	audit := render.Deny == nft.DenyAudit
-	rd := &flow.Reader{Group: render.Log.Group, NetNS: int(f.Fd()), Node: flowNode, AllLocal: true, Audit: audit, Gens: c.gens, Hub: c.hub}
+	src := flow.Source{NetNS: int(f.Fd()), Node: flowNode, AllLocal: true, Audit: render.Deny == nft.DenyAudit, Gens: c.gens, Hub: c.hub}
+	rd := &flow.Reader{Group: render.Log.Group, Source: src}
 	if err := rd.Run(ctx); err != nil {
 		cancel()
 		return nil, fmt.Errorf("flow monitor: %w", err)
 	}
-	ar := &flow.AllowedReader{NetNS: int(f.Fd()), Node: flowNode, AllLocal: true, Audit: audit, Gens: c.gens, Hub: c.hub}
+	ar := &flow.AllowedReader{Source: src}
 	if err := ar.Run(ctx); err != nil {
 		cancel()
 		return nil, fmt.Errorf("flow monitor (allowed connections): %w", err)

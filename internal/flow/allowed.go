@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"runtime"
 	"time"
@@ -16,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/nsfd"
 	"github.com/netfence/netfence/internal/policy"
 )
@@ -44,25 +41,9 @@ func (g *Generations) Latest() *policy.Set {
 // drops events and reports ENOBUFS, which counts one in Metrics.Lost (at
 // least one event was lost). Reading never blocks the kernel.
 type AllowedReader struct {
-	// NetNS is a descriptor of the network namespace to read in (0: the
-	// calling thread's at the time of Run).
-	NetNS int
-	Node  string
-	// AllLocal counts every active pod-network pod as local, whatever its
-	// node (nft.Options.AllLocal); otherwise local pods are those of Node.
-	AllLocal bool
-	// Audit is set when the ruleset audits instead of denying
-	// (nft.DenyAudit): connections it would deny are reported by the
-	// Reader, from their logged first packet, and skipped here.
-	Audit bool
-	Gens  *Generations
-	Hub   *Hub
-	// Metrics may be nil.
-	Metrics *Metrics
-	Log     *slog.Logger
-	// Now stamps records whose event has no conntrack timestamp (default
-	// time.Now).
-	Now func() time.Time
+	// With Source.Audit, connections the ruleset would deny are reported
+	// by the Reader, from their logged first packet, and skipped here.
+	Source
 	// Via is where new connections are read from: ViaConntrack (the
 	// default: conntrack NEW events) or ViaNFLOG (the NFLOG group Group,
 	// fed by a rule logging the first packet of each allowed connection
@@ -122,10 +103,7 @@ func (ar *AllowedReader) Run(ctx context.Context) error {
 }
 
 func (ar *AllowedReader) read(ctx context.Context, c *netlink.Conn) {
-	now := ar.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := ar.now()
 	rc, err := c.SyscallConn()
 	if err != nil {
 		if ar.Log != nil {
@@ -232,16 +210,6 @@ func (ar *AllowedReader) handle(p Packet, at time.Time) bool {
 	}
 	ar.Hub.Publish(ar.cache.Explain(set, ar.Node, at, p, false, 0))
 	return true
-}
-
-func (ar *AllowedReader) local(c *cluster.Cluster, ip netip.Addr) bool {
-	return isLocal(c, ip, ar.Node, ar.AllLocal)
-}
-
-func (ar *AllowedReader) lost() {
-	if ar.Metrics != nil {
-		ar.Metrics.Lost.Inc()
-	}
 }
 
 // packetOf is the flow a conntrack entry stands for as the forward chain

@@ -24,7 +24,7 @@ func TestAllowedRealTraffic(t *testing.T) {
 	needRoot(t)
 	ctx, bed, c, sub := upMonitorBed(t, "nfalw", nft.Options{AllLocal: true},
 		func(ctx context.Context, gens *flow.Generations, hub *flow.Hub, metrics *flow.Metrics) error {
-			ar := &flow.AllowedReader{Node: "n1", Gens: gens, Hub: hub, Metrics: metrics}
+			ar := &flow.AllowedReader{Source: flow.Source{Node: "n1", Gens: gens, Hub: hub, Metrics: metrics}}
 			return ar.Run(ctx) // binds the conntrack event socket in the node namespace
 		})
 	set := policy.NewSet(c)
@@ -53,17 +53,7 @@ func TestAllowedRealTraffic(t *testing.T) {
 			t.Fatalf("%s -> web %s/%d: %s; the dataplane disagrees with the test", p.from, p.proto, p.port, res)
 		}
 	}
-	var recs []flow.Record
-	deadline := time.After(2 * time.Second)
-collect:
-	for {
-		select {
-		case r := <-sub.C:
-			recs = append(recs, r)
-		case <-deadline:
-			break collect
-		}
-	}
+	recs := collect(sub, 2*time.Second)
 	for _, r := range recs {
 		if r.Verdict != flow.Allowed || r.DeniedAt != "" {
 			t.Errorf("record not allowed: %+v", r)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	nflog "github.com/florianl/go-nflog/v2"
 	"github.com/mdlayher/netlink"
@@ -52,10 +51,7 @@ func (ar *AllowedReader) runNFLOG(ctx context.Context) error {
 	if err := nf.SetOption(netlink.NoENOBUFS, true); err != nil && ar.Log != nil {
 		ar.Log.Debug("allowed flows: NETLINK_NO_ENOBUFS", "error", err)
 	}
-	now := ar.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := ar.now()
 	hook := func(a nflog.Attribute) int {
 		if a.Prefix == nil || a.Payload == nil || !isAllowedLogPrefix(*a.Prefix) {
 			return 0

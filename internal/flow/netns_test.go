@@ -116,7 +116,7 @@ func TestMonitorRealTraffic(t *testing.T) {
 	needRoot(t)
 	ctx, bed, c, sub := upMonitorBed(t, "nfmon", nft.Options{AllLocal: true, Log: &nft.LogOptions{Group: 113}},
 		func(ctx context.Context, gens *flow.Generations, hub *flow.Hub, metrics *flow.Metrics) error {
-			rd := &flow.Reader{Group: 113, Node: "n1", Gens: gens, Hub: hub, Metrics: metrics}
+			rd := &flow.Reader{Group: 113, Source: flow.Source{Node: "n1", Gens: gens, Hub: hub, Metrics: metrics}}
 			return rd.Run(ctx) // binds the NFLOG socket in the node namespace
 		})
 	set := policy.NewSet(c)
@@ -147,17 +147,7 @@ func TestMonitorRealTraffic(t *testing.T) {
 		}
 	}
 	// Collect what the kernel logged.
-	var recs []flow.Record
-	deadline := time.After(2 * time.Second)
-collect:
-	for {
-		select {
-		case r := <-sub.C:
-			recs = append(recs, r)
-		case <-deadline:
-			break collect
-		}
-	}
+	recs := collect(sub, 2*time.Second)
 	for _, r := range recs {
 		if r.Verdict != flow.Denied {
 			t.Errorf("record not denied: %+v", r)
@@ -219,3 +209,17 @@ func firstFrom(recs []flow.Record, from, proto string) flow.Record {
 func itoa(n int32) string { return jsonInt(n) }
 
 func jsonInt(n int32) string { b, _ := json.Marshal(n); return string(b) }
+
+// collect reads the subscription's records for d.
+func collect(sub *flow.Sub, d time.Duration) []flow.Record {
+	var recs []flow.Record
+	deadline := time.After(d)
+	for {
+		select {
+		case r := <-sub.C:
+			recs = append(recs, r)
+		case <-deadline:
+			return recs
+		}
+	}
+}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
 	nflog "github.com/florianl/go-nflog/v2"
 	"github.com/mdlayher/netlink"
 
+	"github.com/netfence/netfence/internal/cluster"
 	"github.com/netfence/netfence/internal/nft"
 	"github.com/netfence/netfence/internal/nsfd"
 	"github.com/netfence/netfence/internal/policy"
@@ -61,29 +63,56 @@ func (g *Generations) Set(gen uint64) (*policy.Set, bool) {
 	return g.sets[g.gens[len(g.gens)-1]], false
 }
 
-// Reader turns the kernel's NFLOG records of denied packets into Records.
-type Reader struct {
-	// Group is the NFLOG group of nft.LogOptions.
-	Group uint16
+// Source is what the readers of the node's flows share: the network
+// namespace they read in, which pods are the node's, whether the ruleset
+// audits, the policies records are explained with, and where records and
+// losses go.
+type Source struct {
 	// NetNS is a descriptor of the network namespace to read in (0: the
-	// current one).
+	// calling thread's at the time of Run).
 	NetNS int
 	Node  string
-	// AllLocal counts every active pod-network pod as local
-	// (nft.Options.AllLocal); otherwise local pods are those of Node.
+	// AllLocal counts every active pod-network pod as local, whatever its
+	// node (nft.Options.AllLocal); otherwise local pods are those of Node.
 	AllLocal bool
 	// Audit is set when the ruleset audits instead of denying
-	// (nft.DenyAudit): logged packets went on, their records are
-	// Audited, and a packet logged at ingress that its local source's
-	// egress policy also audited (and logged) is reported once.
+	// (nft.DenyAudit); see each reader for what it changes.
 	Audit bool
 	Gens  *Generations
 	Hub   *Hub
 	// Metrics may be nil.
 	Metrics *Metrics
 	Log     *slog.Logger
-	// Now stamps records whose log has no timestamp (default time.Now).
+	// Now stamps records whose kernel message has no timestamp (default
+	// time.Now).
 	Now func() time.Time
+}
+
+func (s *Source) lost() {
+	if s.Metrics != nil {
+		s.Metrics.Lost.Inc()
+	}
+}
+
+func (s *Source) now() func() time.Time {
+	if s.Now != nil {
+		return s.Now
+	}
+	return time.Now
+}
+
+func (s *Source) local(c *cluster.Cluster, ip netip.Addr) bool {
+	return isLocal(c, ip, s.Node, s.AllLocal)
+}
+
+// Reader turns the kernel's NFLOG records of denied packets into Records.
+// With Audit, logged packets went on: their records are Audited, and a
+// packet logged at ingress that its local source's egress policy also
+// audited (and logged) is reported once.
+type Reader struct {
+	// Group is the NFLOG group of nft.LogOptions.
+	Group uint16
+	Source
 }
 
 // Handle explains one logged packet and publishes it; it reports false
@@ -104,19 +133,13 @@ func (rd *Reader) Handle(prefix string, payload []byte, at time.Time) bool {
 	}
 	r := Explain(set, rd.Node, at, p, true, dir)
 	if rd.Audit {
-		if dir == policy.Ingress && set != nil && !r.Egress.Allowed && r.Egress.Subject && isLocal(set.Cluster, p.Src, rd.Node, rd.AllLocal) {
+		if dir == policy.Ingress && set != nil && !r.Egress.Allowed && r.Egress.Subject && rd.local(set.Cluster, p.Src) {
 			return true // reported by its egress log
 		}
 		r = r.Audited()
 	}
 	rd.Hub.Publish(r)
 	return true
-}
-
-func (rd *Reader) lost() {
-	if rd.Metrics != nil {
-		rd.Metrics.Lost.Inc()
-	}
 }
 
 // nflogErrors is the error function of an NFLOG reader: it stops when
@@ -155,10 +178,7 @@ func (rd *Reader) Run(ctx context.Context) error {
 	if err := nf.SetOption(netlink.NoENOBUFS, true); err != nil && rd.Log != nil {
 		rd.Log.Debug("flow monitor: NETLINK_NO_ENOBUFS", "error", err)
 	}
-	now := rd.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := rd.now()
 	hook := func(a nflog.Attribute) int {
 		if a.Prefix == nil || a.Payload == nil {
 			return 0

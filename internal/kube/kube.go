@@ -160,20 +160,8 @@ func List(ctx context.Context, client kubernetes.Interface, opts ...ListOption) 
 // Cluster builds the model. Policies are taken as they are; the policy
 // compiler validates them and rejects invalid ones.
 func (o *Objects) Cluster() *cluster.Cluster {
-	parts := cluster.Parts{
-		Namespaces:      make([]*cluster.Namespace, len(o.Namespaces)),
-		Pods:            make([]*cluster.Pod, len(o.Pods)),
-		Policies:        o.Policies,
-		ClusterPolicies: o.ClusterPolicies,
-		Nodes:           o.Nodes,
-	}
-	for i, ns := range o.Namespaces {
-		parts.Namespaces[i] = cluster.NamespaceFromAPI(ns)
-	}
-	for i, p := range o.Pods {
-		parts.Pods[i] = cluster.PodFromAPI(p)
-	}
-	return cluster.NewWith(parts)
+	return cluster.APIObjects{Namespaces: o.Namespaces, Pods: o.Pods, Policies: o.Policies,
+		ClusterPolicies: o.ClusterPolicies, Nodes: o.Nodes}.Cluster()
 }
 
 // Overlay adds objects read from elsewhere (manifests), each replacing the

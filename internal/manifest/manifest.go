@@ -193,20 +193,8 @@ func (w Warning) String() string { return w.Location.String() + ": " + w.Message
 
 // Cluster builds the cluster model from the objects.
 func (o *Objects) Cluster() *cluster.Cluster {
-	parts := cluster.Parts{
-		Namespaces:      make([]*cluster.Namespace, len(o.Namespaces)),
-		Pods:            make([]*cluster.Pod, len(o.Pods)),
-		Policies:        o.Policies,
-		ClusterPolicies: o.ClusterPolicies,
-		Nodes:           o.Nodes,
-	}
-	for i, ns := range o.Namespaces {
-		parts.Namespaces[i] = cluster.NamespaceFromAPI(ns)
-	}
-	for i, p := range o.Pods {
-		parts.Pods[i] = cluster.PodFromAPI(p)
-	}
-	return cluster.NewWith(parts)
+	return cluster.APIObjects{Namespaces: o.Namespaces, Pods: o.Pods, Policies: o.Policies,
+		ClusterPolicies: o.ClusterPolicies, Nodes: o.Nodes}.Cluster()
 }
 
 // Loader reads manifests. A Loader may be used for several loads, also

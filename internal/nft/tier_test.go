@@ -130,7 +130,7 @@ func TestModelMatchesEvaluate(t *testing.T) {
 			}
 		}
 		if t.Failed() {
-			dumpTierCluster(t, c)
+			t.Log(randcluster.Describe(c))
 			t.Logf("ruleset:\n%s", m.Text())
 			t.FailNow()
 		}
@@ -146,30 +146,6 @@ func podName(p *cluster.Pod) string {
 		return "external"
 	}
 	return p.Key()
-}
-
-func dumpTierCluster(t *testing.T, c *cluster.Cluster) {
-	t.Helper()
-	for _, p := range c.Pods {
-		t.Logf("pod %s labels=%v ips=%v ports=%v host=%v ns-labels=%v", p.Key(), p.Labels, p.IPs, p.Ports, p.HostNetwork, c.NamespaceLabels(p.Namespace))
-	}
-	for _, n := range c.Nodes {
-		t.Logf("node %s labels=%v addrs=%v", n.Name, n.Labels, n.Addrs)
-	}
-	for _, np := range c.Policies {
-		t.Logf("policy %s/%s: %+v", np.Namespace, np.Name, np.Spec)
-	}
-	for _, cp := range c.ClusterPolicies {
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s tier=%s priority=%d subject=%+v", cp.Key(), cp.Spec.Tier, cp.Spec.Priority, cp.Spec.Subject)
-		for i, r := range cp.Spec.Ingress {
-			fmt.Fprintf(&b, "\n  ingress[%d] %s from=%+v protocols=%+v", i, r.Action, r.From, r.Protocols)
-		}
-		for i, r := range cp.Spec.Egress {
-			fmt.Fprintf(&b, "\n  egress[%d] %s to=%+v protocols=%+v", i, r.Action, r.To, r.Protocols)
-		}
-		t.Log(b.String())
-	}
 }
 
 // newTierChurn is a churn (see newChurn) with cluster policies of both

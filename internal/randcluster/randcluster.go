@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -306,3 +307,29 @@ func randomPorts(r *rand.Rand) []networkingv1.NetworkPolicyPort {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Describe writes out a cluster for a failing test's log: pods with their
+// labels, addresses, ports and namespace labels, nodes, NetworkPolicies and
+// cluster policies rule by rule.
+func Describe(c *cluster.Cluster) string {
+	var b strings.Builder
+	for _, p := range c.Pods {
+		fmt.Fprintf(&b, "pod %s labels=%v ips=%v ports=%v host=%v ns-labels=%v\n", p.Key(), p.Labels, p.IPs, p.Ports, p.HostNetwork, c.NamespaceLabels(p.Namespace))
+	}
+	for _, n := range c.Nodes {
+		fmt.Fprintf(&b, "node %s labels=%v addrs=%v\n", n.Name, n.Labels, n.Addrs)
+	}
+	for _, np := range c.Policies {
+		fmt.Fprintf(&b, "policy %s/%s: %+v\n", np.Namespace, np.Name, np.Spec)
+	}
+	for _, cp := range c.ClusterPolicies {
+		fmt.Fprintf(&b, "%s tier=%s priority=%d subject=%+v\n", cp.Key(), cp.Spec.Tier, cp.Spec.Priority, cp.Spec.Subject)
+		for i, r := range cp.Spec.Ingress {
+			fmt.Fprintf(&b, "  ingress[%d] %s from=%+v protocols=%+v\n", i, r.Action, r.From, r.Protocols)
+		}
+		for i, r := range cp.Spec.Egress {
+			fmt.Fprintf(&b, "  egress[%d] %s to=%+v protocols=%+v\n", i, r.Action, r.To, r.Protocols)
+		}
+	}
+	return b.String()
+}

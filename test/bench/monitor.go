@@ -62,7 +62,7 @@ func (d *Dataplane) startMonitor(ctx context.Context, set *policy.Set, via strin
 	sub := hub.Subscribe(flow.SubscriberBuffer) // as a `netfence monitor` client
 	rctx, cancel := context.WithCancel(ctx)
 	mr.cancel = cancel
-	ar := &flow.AllowedReader{NetNS: int(d.node), Node: Node, Gens: gens, Hub: hub, Metrics: mr.metrics,
+	ar := &flow.AllowedReader{Source: flow.Source{NetNS: int(d.node), Node: Node, Gens: gens, Hub: hub, Metrics: mr.metrics},
 		Via: via, Group: AllowedLogGroup}
 	if err := ar.Run(rctx); err != nil {
 		cancel()
