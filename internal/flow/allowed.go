@@ -12,7 +12,6 @@ import (
 	"github.com/mdlayher/netlink"
 	ct "github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/netfence/netfence/internal/nsfd"
 	"github.com/netfence/netfence/internal/policy"
@@ -204,11 +203,13 @@ func (ar *AllowedReader) handle(p Packet, at time.Time) bool {
 	if !ar.local(set.Cluster, p.Src) && !ar.local(set.Cluster, p.Dst) {
 		return false
 	}
-	if ar.Audit && !set.Evaluate(set.AddrFlow(p.Src, p.Dst, corev1.Protocol(protoName(p.Proto)), int32(p.DstPort))).Allowed {
-		// The ruleset audited its first packet: the Reader reports it.
+	r := ar.cache.Explain(set, ar.Node, at, p, false, 0)
+	if ar.Audit && r.Egress.Reason != "" && !(r.Egress.Allowed && r.Ingress.Allowed) {
+		// Explained (the sides are set) and denied: the ruleset audited
+		// its first packet, and the Reader reports it.
 		return false
 	}
-	ar.Hub.Publish(ar.cache.Explain(set, ar.Node, at, p, false, 0))
+	ar.Hub.Publish(r)
 	return true
 }
 
